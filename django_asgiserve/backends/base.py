@@ -1,0 +1,96 @@
+"""The interface every server backend implements, and what they share.
+
+A backend serves one ASGI application on sockets that are already bound and listening (the
+supervisor owns them), until :meth:`Backend.stop` is called from another thread. It must not
+install signal handlers, log access lines, speak lifespan, or rewrite paths: the worker does
+those once for every backend.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import socket
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, ClassVar
+
+ASGIApp = Callable[..., Any]
+
+
+class BackendError(Exception):
+    """A backend cannot be used; carries a hint for the user."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class Backend(ABC):
+    """One ASGI server, driven from Python on inherited listening sockets."""
+
+    name: ClassVar[str]
+    #: The distribution on PyPI (for the version and the install hint).
+    distribution: ClassVar[str]
+    #: The import name that tells whether it is installed.
+    module: ClassVar[str]
+    #: Options that asgiserve sets itself and a user may not pass through ``OPTIONS``,
+    #: with the reason shown in the error.
+    managed_options: ClassVar[Mapping[str, str]] = {}
+    #: Whether ``preload()`` leaves the process safe to ``fork()`` workers from.
+    fork_safe: ClassVar[bool] = True
+
+    def __init__(self, options: Mapping[str, Any], graceful_timeout: float) -> None:
+        self.options = dict(options)
+        self.graceful_timeout = graceful_timeout
+
+    @classmethod
+    def is_installed(cls) -> bool:
+        return importlib.util.find_spec(cls.module) is not None
+
+    @classmethod
+    def version(cls) -> str:
+        try:
+            return version(cls.distribution)
+        except PackageNotFoundError:
+            return "unknown"
+
+    @classmethod
+    @abstractmethod
+    def accepted_options(cls) -> Iterable[str]:
+        """The option names the server itself accepts (imports the server)."""
+
+    @classmethod
+    def option_errors(cls, options: Mapping[str, Any]) -> list[str]:
+        """What is wrong with user ``OPTIONS`` for this backend (by name only)."""
+        accepted = set(cls.accepted_options())
+        errors = []
+        for key in options:
+            if key in cls.managed_options:
+                errors.append(f"{key!r} is set by asgiserve: {cls.managed_options[key]}")
+            elif key not in accepted:
+                errors.append(
+                    f"{key!r} is not a {cls.name} option. "
+                    f"Valid options: {', '.join(sorted(accepted - set(cls.managed_options)))}."
+                )
+        return errors
+
+    def preload(self) -> None:  # noqa: B027 - optional hook
+        """Import what is safe to import before ``fork()``, to make workers start fast."""
+
+    @abstractmethod
+    def serve(self, app: ASGIApp, sockets: list[socket.socket]) -> None:
+        """Serve ``app`` on ``sockets`` until :meth:`stop`; runs in the worker's main thread."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Ask ``serve()`` to stop accepting, finish in-flight work and return; thread-safe."""
+
+
+def signature_names(func: Callable[..., Any]) -> set[str]:
+    return {
+        name
+        for name, parameter in inspect.signature(func).parameters.items()
+        if name != "self" and parameter.kind is not parameter.VAR_KEYWORD
+    }

@@ -1,0 +1,73 @@
+"""hypercorn, driven through ``hypercorn.asyncio.serve`` with ``fd://`` binds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Iterable
+from typing import ClassVar
+
+from django_asgiserve.backends.base import ASGIApp, Backend
+
+MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
+
+
+class HypercornBackend(Backend):
+    name = "hypercorn"
+    distribution = "hypercorn"
+    module = "hypercorn"
+    managed_options: ClassVar[dict[str, str]] = {
+        **dict.fromkeys(("bind", "insecure_bind", "quic_bind", "workers", "accesslog"), MANAGED),
+        **dict.fromkeys(("use_reloader", "errorlog", "logconfig", "pid_path"), MANAGED),
+        "root_path": "set FORCE_SCRIPT_NAME instead, which means the same on every backend",
+        "graceful_timeout": "use --graceful-timeout or ASGISERVE['GRACEFUL_TIMEOUT']",
+    }
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _shutdown: asyncio.Event | None = None
+    _stop_requested = False
+
+    @classmethod
+    def accepted_options(cls) -> Iterable[str]:
+        from hypercorn.config import Config
+
+        return {name for name in vars(Config) if not name.startswith("_")} | set(
+            Config.__annotations__
+        )
+
+    def preload(self) -> None:
+        import hypercorn.asyncio
+        import hypercorn.protocol.h2
+        import hypercorn.protocol.h11
+        import hypercorn.protocol.ws_stream  # noqa: F401
+
+    def serve(self, app: ASGIApp, sockets: list[socket.socket]) -> None:
+        from hypercorn.asyncio import serve
+        from hypercorn.config import Config
+
+        config = Config()
+        for key, value in self.options.items():
+            setattr(config, key, value)
+        # Each worker owns a dup of the listening socket; hypercorn adopts (and later closes) it.
+        config.bind = [f"fd://{sock.fileno()}" for sock in sockets]
+        config.accesslog = None
+        # A Logger instance makes hypercorn log through the logging tree instead of installing
+        # its own stderr handler: warnings still show, "Running on" INFO lines do not.
+        config.errorlog = logging.getLogger("hypercorn.error")
+        config.graceful_timeout = self.graceful_timeout
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._shutdown = asyncio.Event()
+            if self._stop_requested:
+                return
+            await serve(app, config, shutdown_trigger=self._shutdown.wait)  # type: ignore[arg-type]
+
+        asyncio.run(main())
+
+    def stop(self) -> None:
+        self._stop_requested = True
+        loop, shutdown = self._loop, self._shutdown
+        if loop is not None and shutdown is not None:
+            loop.call_soon_threadsafe(shutdown.set)

@@ -1,0 +1,76 @@
+"""uvicorn, driven through ``uvicorn.Server.serve(sockets=...)``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+
+from django_asgiserve.backends.base import ASGIApp, Backend, signature_names
+
+MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
+
+
+class UvicornBackend(Backend):
+    name = "uvicorn"
+    distribution = "uvicorn"
+    module = "uvicorn"
+    managed_options: ClassVar[dict[str, str]] = {
+        **dict.fromkeys(("app", "host", "port", "uds", "fd", "workers", "access_log"), MANAGED),
+        **dict.fromkeys(("reload", "reload_dirs", "reload_includes", "reload_excludes"), MANAGED),
+        **dict.fromkeys(("reload_delay", "log_config", "lifespan", "env_file"), MANAGED),
+        "root_path": "set FORCE_SCRIPT_NAME instead, which means the same on every backend",
+        "proxy_headers": "proxy headers are handled by asgiserve",
+        "forwarded_allow_ips": "proxy headers are handled by asgiserve",
+        "timeout_graceful_shutdown": "use --graceful-timeout or ASGISERVE['GRACEFUL_TIMEOUT']",
+    }
+
+    _server: Any = None
+    _stop_requested = False
+
+    @classmethod
+    def accepted_options(cls) -> Iterable[str]:
+        import uvicorn
+
+        return signature_names(uvicorn.Config.__init__)
+
+    def preload(self) -> None:
+        import uvicorn.protocols.http.auto
+        import uvicorn.protocols.websockets.auto
+        import uvicorn.server  # noqa: F401
+
+        with contextlib.suppress(ImportError):
+            import uvloop  # noqa: F401
+
+    def serve(self, app: ASGIApp, sockets: list[socket.socket]) -> None:
+        import uvicorn
+
+        class QuietServer(uvicorn.Server):
+            # The worker owns signal handling; uvicorn must not take SIGINT/SIGTERM.
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            proxy_headers=False,
+            timeout_graceful_shutdown=self.graceful_timeout,
+            **self.options,
+        )
+        # uvicorn reports lifecycle at INFO ("Started server process"); runserver's console stays
+        # quiet about that, and the worker prints our own banner instead.
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+        self._server = QuietServer(config)
+        if self._stop_requested:
+            return
+        self._server.run(sockets=sockets)
+
+    def stop(self) -> None:
+        self._stop_requested = True
+        if self._server is not None:
+            self._server.should_exit = True

@@ -1,0 +1,166 @@
+"""The ``ASGISERVE`` setting: its defaults, its validation and the typed view the rest reads.
+
+Validation returns every problem at once (the system checks show them all); ``load()`` raises the
+first one for code paths that must not go on with a broken configuration.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from django_asgiserve import backends
+
+DEFAULTS: dict[str, Any] = {
+    "BACKEND": "auto",
+    "OPTIONS": {},
+    "RUNSERVER": True,
+    "WATCH_PATHS": [],
+    "WATCH_IGNORE": [],
+    "GRACEFUL_TIMEOUT": None,
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the configuration, in the shape of a Django system check message."""
+
+    id: str
+    msg: str
+    hint: str | None = None
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """``settings.ASGISERVE`` merged over the defaults and validated."""
+
+    backend: str = "auto"
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    runserver: bool = True
+    watch_paths: tuple[str, ...] = ()
+    watch_ignore: tuple[str, ...] = ()
+    graceful_timeout: float | None = None
+
+
+def raw() -> dict[str, Any]:
+    value = getattr(settings, "ASGISERVE", {})
+    return value if isinstance(value, dict) else {}
+
+
+def problems() -> list[Problem]:
+    """Every problem with ``settings.ASGISERVE``; empty when it is usable."""
+    value = getattr(settings, "ASGISERVE", {})
+    if not isinstance(value, dict):
+        return [
+            Problem(
+                "asgiserve.E001",
+                f"ASGISERVE must be a dict, not {type(value).__name__}.",
+                'For example: ASGISERVE = {"BACKEND": "uvicorn"}',
+            )
+        ]
+    found: list[Problem] = []
+    for key in value:
+        if key not in DEFAULTS:
+            close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
+            found.append(
+                Problem(
+                    "asgiserve.E002",
+                    f"ASGISERVE has an unknown key {key!r}.",
+                    f"Did you mean {close[0]!r}?"
+                    if close
+                    else f"Valid keys: {', '.join(DEFAULTS)}.",
+                )
+            )
+    merged = {**DEFAULTS, **value}
+    found += _backend_problems(merged["BACKEND"])
+    found += _options_problems(merged["OPTIONS"])
+    if not isinstance(merged["RUNSERVER"], bool):
+        found.append(Problem("asgiserve.E008", "ASGISERVE['RUNSERVER'] must be True or False."))
+    for key in ("WATCH_PATHS", "WATCH_IGNORE"):
+        entries = merged[key]
+        if not isinstance(entries, list | tuple) or not all(isinstance(e, str) for e in entries):
+            found.append(
+                Problem("asgiserve.E009", f"ASGISERVE[{key!r}] must be a list of strings.")
+            )
+    timeout = merged["GRACEFUL_TIMEOUT"]
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or timeout < 0
+    ):
+        found.append(
+            Problem(
+                "asgiserve.E010",
+                "ASGISERVE['GRACEFUL_TIMEOUT'] must be a number of seconds (0 or more) or None.",
+            )
+        )
+    return found
+
+
+def _backend_problems(name: object) -> list[Problem]:
+    if not isinstance(name, str) or (name != "auto" and name not in backends.NAMES):
+        return [
+            Problem(
+                "asgiserve.E003",
+                f"ASGISERVE['BACKEND'] is {name!r}, which is not a backend.",
+                f"Choose one of: auto, {', '.join(backends.NAMES)}.",
+            )
+        ]
+    try:
+        backends.get(name)
+    except backends.BackendError as error:
+        return [Problem("asgiserve.E004", str(error), error.hint)]
+    return []
+
+
+def _options_problems(options: object) -> list[Problem]:
+    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        return [
+            Problem(
+                "asgiserve.E006",
+                "ASGISERVE['OPTIONS'] must map backend names to dicts of options.",
+                'For example: "OPTIONS": {"uvicorn": {"http": "h11"}}',
+            )
+        ]
+    found = []
+    for name, backend_options in options.items():
+        if name not in backends.NAMES:
+            found.append(
+                Problem(
+                    "asgiserve.E006",
+                    f"ASGISERVE['OPTIONS'] has options for {name!r}, which is not a backend.",
+                    f"Choose among: {', '.join(backends.NAMES)}.",
+                )
+            )
+            continue
+        backend_class = backends.backend_class(name)
+        if not backend_class.is_installed():
+            continue
+        for error in backend_class.option_errors(backend_options):
+            found.append(Problem("asgiserve.E007", f"ASGISERVE['OPTIONS'][{name!r}]: {error}"))
+    return found
+
+
+def load() -> ServeSettings:
+    """The validated settings; raises ``ImproperlyConfigured`` on the first problem."""
+    for problem in problems():
+        if not problem.warning:
+            message = f"{problem.msg} ({problem.id})"
+            raise ImproperlyConfigured(
+                f"{message}\nHINT: {problem.hint}" if problem.hint else message
+            )
+    merged = {**DEFAULTS, **raw()}
+    timeout = merged["GRACEFUL_TIMEOUT"]
+    return ServeSettings(
+        backend=merged["BACKEND"],
+        options=merged["OPTIONS"],
+        runserver=merged["RUNSERVER"],
+        watch_paths=tuple(merged["WATCH_PATHS"]),
+        watch_ignore=tuple(merged["WATCH_IGNORE"]),
+        graceful_timeout=None if timeout is None else float(timeout),
+    )

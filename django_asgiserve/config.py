@@ -1,0 +1,87 @@
+"""The resolved configuration of one server run, shared by the supervisor and its workers.
+
+The command builds it (command line over ``settings.ASGISERVE`` over defaults); the supervisor
+hands it to each preloader process through the environment, as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ENVIRON_KEY = "ASGISERVE_CONFIG"
+
+#: Seconds a worker gets to finish in-flight requests when it is stopped, by default.
+DEVELOPMENT_GRACE = 1.0
+PRODUCTION_GRACE = 10.0
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    backend: str
+    options: dict[str, Any] = field(default_factory=dict)
+    reload: bool = True
+    serve_static: bool = True
+    skip_checks: bool = False
+    graceful_timeout: float = DEVELOPMENT_GRACE
+    #: ``settings.DEBUG`` as the supervisor saw it: decides the error page when settings break.
+    debug: bool = True
+    settings_module: str = ""
+    sys_path: list[str] = field(default_factory=lambda: list(sys.path))
+    watch_paths: list[str] = field(default_factory=list)
+    watch_ignore: list[str] = field(default_factory=list)
+    #: File descriptors of the listening sockets, as numbered in the children.
+    socket_fds: list[int] = field(default_factory=list)
+
+    def to_environ(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_environ(cls) -> ServerConfig:
+        return cls(**json.loads(os.environ[ENVIRON_KEY]))
+
+
+def resolve(options: dict[str, Any]) -> ServerConfig:
+    """The run's configuration from the command's options over ``settings.ASGISERVE``.
+
+    Raises ``CommandError`` (with the settings problem or the backend hint) when it cannot run.
+    """
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+    from django.core.management.base import CommandError
+
+    from django_asgiserve import backends, conf
+
+    try:
+        serve_settings = conf.load()
+    except ImproperlyConfigured as error:
+        raise CommandError(str(error)) from error
+    name = options.get("backend") or serve_settings.backend
+    try:
+        backend = backends.get(name)
+    except backends.BackendError as error:
+        raise CommandError(f"{error}\nHINT: {error.hint}" if error.hint else str(error)) from error
+    reload = options.get("use_reloader", True)
+    grace = options.get("graceful_timeout")
+    if grace is None:
+        grace = serve_settings.graceful_timeout
+    if grace is None:
+        grace = DEVELOPMENT_GRACE if reload else PRODUCTION_GRACE
+    staticfiles = "django.contrib.staticfiles" in settings.INSTALLED_APPS
+    return ServerConfig(
+        backend=backend.name,
+        options=dict(serve_settings.options.get(backend.name, {})),
+        reload=reload,
+        serve_static=staticfiles
+        and options.get("use_static_handler", True)
+        and (settings.DEBUG or options.get("insecure_serving", False)),
+        skip_checks=options.get("skip_checks", False),
+        graceful_timeout=float(grace),
+        debug=bool(settings.DEBUG),
+        settings_module=settings.SETTINGS_MODULE or os.environ.get("DJANGO_SETTINGS_MODULE", ""),
+        watch_paths=list(serve_settings.watch_paths),
+        watch_ignore=list(serve_settings.watch_ignore),
+    )

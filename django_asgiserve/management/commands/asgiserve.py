@@ -1,0 +1,150 @@
+"""``manage.py asgiserve [addrport]``: parse, validate, hand over to the supervisor."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from argparse import ArgumentParser
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import django
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, SystemCheckError
+from django.db import connections
+from django.utils.version import get_docs_version
+
+from django_asgiserve import addrport, backends, config, watch
+from django_asgiserve.supervisor import Supervisor
+from django_asgiserve.worker import module_files
+
+
+class Command(BaseCommand):
+    help = "Starts an ASGI server (uvicorn, daphne or hypercorn) for development, like runserver."
+
+    requires_system_checks: list[str] = []
+    suppressed_base_arguments = {"--verbosity", "--traceback"}
+    stealth_options = ("shutdown_message",)
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("addrport", nargs="?", help="Optional port number, or ipaddr:port")
+        parser.add_argument(
+            "--ipv6", "-6", action="store_true", dest="use_ipv6", help="Use an IPv6 address."
+        )
+        parser.add_argument(
+            "--nothreading",
+            action="store_false",
+            dest="use_threading",
+            help="Accepted for runserver compatibility; ASGI servers do not use it.",
+        )
+        parser.add_argument(
+            "--noreload",
+            action="store_false",
+            dest="use_reloader",
+            help="Do not reload when code changes.",
+        )
+        parser.add_argument(
+            "--nostatic",
+            action="store_false",
+            dest="use_static_handler",
+            help="Do NOT serve static files at STATIC_URL.",
+        )
+        parser.add_argument(
+            "--insecure",
+            action="store_true",
+            dest="insecure_serving",
+            help="Serve static files even if DEBUG is False.",
+        )
+        parser.add_argument("--skip-checks", action="store_true", help="Skip system checks.")
+        parser.add_argument(
+            "--backend",
+            choices=None,
+            help=f"The ASGI server: {', '.join(backends.NAMES)} (default: ASGISERVE['BACKEND'], "
+            "else the first installed).",
+        )
+        parser.add_argument(
+            "--graceful-timeout",
+            type=float,
+            help="Seconds in-flight requests get to finish when a worker stops "
+            f"(default {config.DEVELOPMENT_GRACE:g}, or {config.PRODUCTION_GRACE:g} with "
+            "--noreload).",
+        )
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        if options["no_color"]:
+            # As runserver: the request log's formatter reads this in every worker.
+            os.environ["DJANGO_COLORS"] = "nocolor"
+        return super().execute(*args, **options)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG and not settings.ALLOWED_HOSTS:
+            raise CommandError("You must set settings.ALLOWED_HOSTS if DEBUG is False.")
+        address = addrport.parse(options["addrport"], ipv6=options["use_ipv6"])
+        server_config = config.resolve(options)
+        try:
+            sock = addrport.bind(address)
+        except addrport.BindError as error:
+            self.stderr.write(f"Error: {error}")
+            sys.exit(1)
+        supervisor = Supervisor(
+            server_config,
+            [sock],
+            say=self.stdout.write,
+            warn=lambda text: self.stderr.write(self.style.WARNING(text)),
+            excluded_dirs=[Path(p) for p in (settings.MEDIA_ROOT, settings.STATIC_ROOT) if p],
+            initial_roots=watch.project_roots(module_files()),
+        )
+        port = sock.getsockname()[1]
+        try:
+            asyncio.run(supervisor.run(lambda: self.before_serving(server_config, address, port)))
+        except SystemCheckError as error:
+            raise CommandError(str(error)) from None
+        except KeyboardInterrupt:
+            pass
+        if options.get("shutdown_message"):
+            self.stdout.write(options["shutdown_message"])
+
+    def before_serving(self, server_config: config.ServerConfig, address: Any, port: int) -> None:
+        """runserver's checks and banner, printed while the first worker starts."""
+        if not server_config.skip_checks:
+            self.stdout.write("Performing system checks...\n\n")
+            try:
+                self.check(display_num_errors=True)
+            except SystemCheckError:
+                if not server_config.reload:
+                    raise
+                self.stderr.write("The server keeps running; it reloads when you fix the code.")
+            except Exception as error:
+                if not server_config.reload:
+                    raise
+                self.stderr.write(f"System checks could not run: {error!r}")
+        try:
+            self.check_migrations()
+        finally:
+            for connection in connections.all(initialized_only=True):
+                connection.close()
+        self.stdout.write(self.banner(server_config, address, port))
+
+    def banner(self, server_config: config.ServerConfig, address: Any, port: int) -> str:
+        backend = backends.get(server_config.backend)
+        quit_command = "CTRL-BREAK" if sys.platform == "win32" else "CONTROL-C"
+        mode = "development" if server_config.reload else "(no reload)"
+        lines = [
+            datetime.now().strftime("%B %d, %Y - %X"),
+            f"Django version {django.get_version()}, using settings {settings.SETTINGS_MODULE!r}",
+            f"Starting ASGI/{backend.name} {backend.version()} {mode} server at "
+            f"{address.url(port)}",
+            f"Quit the server with {quit_command}.",
+        ]
+        if os.environ.get("DJANGO_RUNSERVER_HIDE_WARNING") != "true":
+            lines.append(
+                self.style.WARNING(
+                    "WARNING: This is a development server. Do not use it in a production "
+                    "setting. Use a production WSGI or ASGI server instead.\nFor more "
+                    "information on production servers see: https://docs.djangoproject.com/en/"
+                    f"{get_docs_version()}/howto/deployment/"
+                )
+            )
+        return "\n".join(lines)

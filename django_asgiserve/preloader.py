@@ -1,0 +1,137 @@
+"""The preloader: a process that imports Django, the backend and the project once, then forks
+a fresh worker in milliseconds whenever the supervisor asks for one.
+
+It stays single-threaded so that ``fork()`` is safe; if the project's start-up left threads
+running (or the platform cannot fork) it says so, serves as the only worker itself, and the
+supervisor falls back to starting a new preloader for every reload. If the project cannot even
+be set up (broken settings, a ``SyntaxError`` in a model, an exception in ``AppConfig.ready()``)
+its workers serve the error page until an edit brings working code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+import traceback
+
+from django_asgiserve import backends
+from django_asgiserve.channel import Channel
+from django_asgiserve.config import ServerConfig
+from django_asgiserve.errorpage import ExcInfo
+
+CHANNEL_FD_KEY = "ASGISERVE_CHANNEL_FD"
+#: What the supervisor runs; it must not rely on the current directory being importable.
+BOOTSTRAP = (
+    "import json, os, sys; sys.path[:] = json.loads(os.environ['ASGISERVE_CONFIG'])['sys_path'];"
+    " from django_asgiserve.preloader import main; main()"
+)
+REAP_SECONDS = 0.5
+
+
+def main() -> None:
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    config = ServerConfig.from_environ()
+    channel = Channel(socket.socket(fileno=int(os.environ.pop(CHANNEL_FD_KEY))))
+    os.environ["DJANGO_SETTINGS_MODULE"] = config.settings_module
+    backend = backends.get(config.backend)(config.options, config.graceful_timeout)
+    backend.preload()
+
+    setup_error = set_up_django()
+    from django_asgiserve.worker import module_files
+
+    can_fork = hasattr(os, "fork") and backend.fork_safe and threading.active_count() == 1
+    channel.send(
+        {
+            "event": "booted",
+            "pid": os.getpid(),
+            "can_fork": can_fork,
+            "broken": setup_error is not None,
+            "preloaded": sorted(str(p) for p in module_files()),
+        }
+    )
+    serve_forks(config, backend, channel, setup_error, can_fork)
+
+
+def set_up_django() -> ExcInfo | None:
+    import django
+    from django.utils import autoreload
+
+    try:
+        autoreload.check_errors(django.setup)()
+    except Exception:
+        error: ExcInfo = sys.exc_info()  # type: ignore[assignment]
+        return error
+    return None
+
+
+def serve_forks(
+    config: ServerConfig,
+    backend: backends.Backend,
+    channel: Channel,
+    setup_error: ExcInfo | None,
+    can_fork: bool,
+) -> None:
+    from django_asgiserve import worker
+
+    selector = selectors.DefaultSelector()
+    selector.register(channel.sock, selectors.EVENT_READ)
+    children: set[int] = set()
+    while True:
+        if not selector.select(timeout=REAP_SECONDS):
+            reap(children, channel)
+            continue
+        message, fds = channel.receive_with_fds()
+        if message is None:
+            break
+        if message["cmd"] != "fork":
+            continue
+        worker_channel = Channel(socket.socket(fileno=fds[0]))
+        if not can_fork:
+            selector.close()
+            channel.close()
+            worker.run(config, backend, worker_channel, setup_error)
+        pid = os.fork()
+        if pid == 0:
+            selector.close()
+            channel.close()
+            worker.run(config, backend, worker_channel, setup_error)
+        children.add(pid)
+        worker_channel.close()
+        channel.send({"event": "forked", "pid": pid})
+    # The supervisor is gone or done with us: take our workers along.
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    os._exit(0)
+
+
+def reap(children: set[int], channel: Channel) -> None:
+    for pid in list(children):
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            children.discard(pid)
+            continue
+        if done:
+            children.discard(pid)
+            channel.send({"event": "exited", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
+
+
+def die_with_parent() -> None:
+    """On Linux, have the kernel end this process the moment the supervisor dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        traceback.print_exc()
+    if os.getppid() == 1:
+        os._exit(1)

@@ -1,0 +1,104 @@
+"""Static files as runserver serves them, but streamed from disk in chunks.
+
+Files are found with Django's staticfiles finders (so ``STATICFILES_DIRS``, app ``static/``
+directories and path checks are Django's own). Found files are streamed; anything else (a miss,
+a directory, a suspicious path) goes to Django's ``ASGIStaticFilesHandler`` so its 404 and 400
+pages stay exactly Django's. Django's handler alone would read a whole file into memory first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import os
+import posixpath
+import stat
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.exceptions import SuspiciousFileOperation
+from django.utils.http import http_date, parse_http_date_safe
+
+from django_asgiserve.handlers import ASGIApp, Receive, Scope, Send
+
+CHUNK_SIZE = 256 * 1024
+
+
+class StaticFiles:
+    """Serve ``STATIC_URL`` from the staticfiles finders; hand everything else to ``app``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.django_handler = ASGIStaticFilesHandler(app)
+        self.prefix = urlparse(settings.STATIC_URL or "").path
+        self.remote = bool(urlparse(settings.STATIC_URL or "").netloc)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.remote or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        found = await asyncio.to_thread(self.find, scope["path"][len(self.prefix) :])
+        if found is None or scope["method"] not in ("GET", "HEAD"):
+            await self.django_handler(scope, receive, send)
+            return
+        await self.send_file(scope, send, *found)
+
+    def find(self, relative_url: str) -> tuple[Path, os.stat_result] | None:
+        relative = posixpath.normpath(unquote(relative_url)).lstrip("/")
+        try:
+            match = finders.find(relative)
+        except SuspiciousFileOperation:
+            return None
+        if not match:
+            return None
+        path = Path(match if isinstance(match, str) else match[0])
+        try:
+            stat_result = path.stat()
+        except OSError:
+            return None
+        if not stat.S_ISREG(stat_result.st_mode) or not self.inside_static_roots(path):
+            return None
+        return path, stat_result
+
+    @staticmethod
+    def inside_static_roots(path: Path) -> bool:
+        """Refuse files that only a symlink makes reachable from outside the static roots."""
+        real = path.resolve()
+        for finder in finders.get_finders():
+            for storage in getattr(finder, "storages", {}).values():
+                location = getattr(storage, "location", None)
+                if location and real.is_relative_to(Path(location).resolve()):
+                    return True
+        return False
+
+    async def send_file(self, scope: Scope, send: Send, path: Path, st: os.stat_result) -> None:
+        headers = dict(scope.get("headers", []))
+        since = headers.get(b"if-modified-since")
+        if since is not None:
+            parsed = parse_http_date_safe(since.decode("latin-1"))
+            if parsed is not None and int(st.st_mtime) <= parsed:
+                await send({"type": "http.response.start", "status": 304, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+                return
+        content_type, encoding = mimetypes.guess_type(str(path))
+        response_headers = [
+            (b"content-type", (content_type or "application/octet-stream").encode()),
+            (b"content-length", str(st.st_size).encode()),
+            (b"last-modified", http_date(st.st_mtime).encode()),
+        ]
+        if encoding:
+            response_headers.append((b"content-encoding", encoding.encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": response_headers})
+        if scope["method"] == "HEAD":
+            await send({"type": "http.response.body", "body": b""})
+            return
+        with path.open("rb") as file:
+            while True:
+                chunk = await asyncio.to_thread(file.read, CHUNK_SIZE)
+                more = len(chunk) == CHUNK_SIZE
+                await send({"type": "http.response.body", "body": chunk, "more_body": more})
+                if not more:
+                    return

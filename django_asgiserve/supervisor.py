@@ -1,0 +1,408 @@
+"""The supervisor: the process the user started. It holds the listening sockets for its whole
+life and swaps the processes that serve them.
+
+A preloader process imports everything that does not change between edits and forks workers
+from it. On an edit the supervisor asks the serving worker whether the change matters (Django's
+``file_changed`` receivers may handle it without a restart), forks a new worker, waits until it
+is ready and only then retires the old one; a change to something the preloader itself imported
+starts a new preloader first. The port is never closed, so a request made meanwhile waits in the
+listen backlog and is answered by whichever worker is ready. Nothing here imports user code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django_asgiserve import preloader as preloader_module
+from django_asgiserve.config import ENVIRON_KEY, ServerConfig
+from django_asgiserve.watch import Watcher
+from django_asgiserve.worker import HARD_STOP_MARGIN
+
+#: Seconds a worker may take to answer whether a change needs a reload.
+CLASSIFY_TIMEOUT = 5.0
+#: Seconds a retired preloader gets to exit after its channel is closed.
+PRELOADER_EXIT_TIMEOUT = 2.0
+MAX_CRASH_BACKOFF = 5.0
+
+Say = Callable[[str], None]
+
+
+@dataclass(eq=False)
+class Child:
+    """A process on the other end of a channel, as the supervisor sees it."""
+
+    sock: socket.socket
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    closed: asyncio.Future[None]
+    pid: int = 0
+
+    def send(self, message: dict[str, Any]) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(json.dumps(message).encode() + b"\n")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass(eq=False)
+class Preloader(Child):
+    process: subprocess.Popen[bytes] | None = None
+    booted: asyncio.Future[dict[str, Any]] | None = None
+    can_fork: bool = False
+    #: A preloader that cannot fork serves as the one worker itself, once.
+    used: bool = False
+    broken: bool = False
+    preloaded: frozenset[str] = frozenset()
+    workers: set[Worker] = field(default_factory=set)
+    forked: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+
+
+@dataclass(eq=False)
+class Worker(Child):
+    preloader: Preloader | None = None
+    ready: asyncio.Future[dict[str, Any]] | None = None
+    stopping: bool = False
+    replies: dict[int, asyncio.Future[tuple[str, list[str]]]] = field(default_factory=dict)
+
+
+class Supervisor:
+    """Runs preloaders and workers over ``sockets`` until SIGINT or SIGTERM."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        sockets: list[socket.socket],
+        *,
+        say: Say,
+        warn: Say,
+        excluded_dirs: list[Path],
+        initial_roots: set[Path],
+    ) -> None:
+        self.config = config
+        self.sockets = sockets
+        self.say = say
+        self.warn = warn
+        self.preloader: Preloader | None = None
+        self.workers: set[Worker] = set()
+        self.retiring: set[Child] = set()
+        self.stop_requested = asyncio.Event()
+        self.forced = False
+        self.reload_lock = asyncio.Lock()
+        self.pending_changes: set[Path] = set()
+        self.changes_task: asyncio.Task[None] | None = None
+        self.crashes = 0
+        self.next_request_id = 0
+        self.watcher = Watcher(excluded_dirs, config.watch_ignore)
+        self.initial_roots = initial_roots | {Path(p) for p in config.watch_paths}
+        self.background: set[asyncio.Task[Any]] = set()
+        self.readers: set[asyncio.Task[None]] = set()
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def run(self, before_serving: Callable[[], None]) -> int:
+        """Serve until stopped; ``before_serving`` (checks, banner) runs while workers boot."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.request_stop)
+        if hasattr(signal, "SIGHUP"):
+            loop.add_signal_handler(signal.SIGHUP, self.spawn, self.reload_all)
+        try:
+            self.preloader = await self.start_preloader()
+            first_worker = self.spawn(self.reload(cold=False))
+            try:
+                await asyncio.to_thread(before_serving)
+            except BaseException:
+                self.request_stop()
+                raise
+            if self.config.reload:
+                self.spawn(self.watch())
+            await first_worker
+            await self.stop_requested.wait()
+        finally:
+            await self.shutdown()
+        return 0
+
+    def request_stop(self) -> None:
+        if self.stop_requested.is_set():
+            self.forced = True
+            self.kill_everything()
+        self.stop_requested.set()
+
+    async def shutdown(self) -> None:
+        self.watcher.stop()
+        for task in self.background:
+            task.cancel()
+        workers = [*self.workers, *(c for c in self.retiring if isinstance(c, Worker))]
+        await asyncio.gather(*(self.stop_worker(w) for w in workers))
+        preloaders = {w.preloader for w in workers if w.preloader} | {
+            c for c in self.retiring if isinstance(c, Preloader)
+        }
+        if self.preloader:
+            preloaders.add(self.preloader)
+        await asyncio.gather(*(self.stop_preloader(p) for p in preloaders))
+        for sock in self.sockets:
+            sock.close()
+
+    def kill_everything(self) -> None:
+        for child in [*self.workers, *self.retiring, self.preloader]:
+            if child is not None and child.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
+
+    def spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coroutine)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return task
+
+    # -- preloaders ---------------------------------------------------------------------------
+
+    async def start_preloader(self) -> Preloader:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        fds = [s.fileno() for s in self.sockets]
+        config = ServerConfig(**{**vars(self.config), "socket_fds": fds})
+        env = {
+            **os.environ,
+            ENVIRON_KEY: config.to_environ(),
+            preloader_module.CHANNEL_FD_KEY: str(theirs.fileno()),
+        }
+        process = subprocess.Popen(
+            [*interpreter_arguments(), "-c", preloader_module.BOOTSTRAP],
+            env=env,
+            pass_fds=[*fds, theirs.fileno()],
+        )
+        theirs.close()
+        preloader = await self.connect(Preloader, ours)
+        preloader.process = process
+        preloader.pid = process.pid
+        preloader.booted = asyncio.get_running_loop().create_future()
+        self.listen(preloader)
+        _done, _ = await asyncio.wait(
+            [preloader.booted, preloader.closed], return_when=asyncio.FIRST_COMPLETED
+        )
+        if preloader.booted.done():
+            booted = preloader.booted.result()
+            preloader.can_fork = booted["can_fork"]
+            preloader.broken = booted["broken"]
+            preloader.preloaded = frozenset(booted["preloaded"])
+        return preloader
+
+    async def stop_preloader(self, preloader: Preloader) -> None:
+        preloader.close()
+        if preloader.process is None:
+            return
+        try:
+            await asyncio.wait_for(
+                asyncio.to_thread(preloader.process.wait), PRELOADER_EXIT_TIMEOUT
+            )
+        except TimeoutError:
+            preloader.process.kill()
+            await asyncio.to_thread(preloader.process.wait)
+
+    async def retire_preloader(self, preloader: Preloader) -> None:
+        self.retiring.add(preloader)
+        await asyncio.gather(*(w.closed for w in preloader.workers))
+        await self.stop_preloader(preloader)
+        self.retiring.discard(preloader)
+
+    # -- workers ------------------------------------------------------------------------------
+
+    async def start_worker(self, preloader: Preloader) -> Worker | None:
+        """Fork a worker from ``preloader``; ``None`` if it died before it was ready."""
+        if not preloader.booted or not preloader.booted.done() or preloader.closed.done():
+            return None
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        preloader.used = True
+        try:
+            # A few bytes on an idle socket: this never blocks, even though the socket is not.
+            socket.send_fds(preloader.sock, [b'{"cmd": "fork"}\n'], [theirs.fileno()])
+        except OSError:
+            return None
+        finally:
+            theirs.close()
+        worker = await self.connect(Worker, ours)
+        worker.preloader = preloader
+        worker.ready = asyncio.get_running_loop().create_future()
+        preloader.workers.add(worker)
+        self.listen(worker)
+        await asyncio.wait([worker.ready, worker.closed], return_when=asyncio.FIRST_COMPLETED)
+        if not worker.ready.done():
+            return None
+        worker.pid = worker.ready.result()["pid"]
+        return worker
+
+    async def stop_worker(self, worker: Worker) -> None:
+        worker.stopping = True
+        worker.send({"cmd": "stop"})
+        timeout = self.config.graceful_timeout + HARD_STOP_MARGIN + 0.5
+        try:
+            await asyncio.wait_for(asyncio.shield(worker.closed), timeout)
+        except TimeoutError:
+            if worker.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGKILL)
+            await worker.closed
+        worker.close()
+
+    async def retire_worker(self, worker: Worker) -> None:
+        self.retiring.add(worker)
+        await self.stop_worker(worker)
+        self.retiring.discard(worker)
+
+    async def reload(self, *, cold: bool) -> None:
+        """Replace the serving workers with a fresh one, never leaving the sockets unserved."""
+        async with self.reload_lock:
+            if self.stop_requested.is_set():
+                return
+            preloader = self.preloader
+            if (
+                cold
+                or preloader is None
+                or preloader.closed.done()
+                or preloader.booted is None
+                or not preloader.booted.done()
+                or (preloader.used and not preloader.can_fork)
+            ):
+                preloader = await self.start_preloader()
+            worker = await self.start_worker(preloader)
+            if worker is None:
+                self.warn("The new worker exited before it was ready; waiting for a change.")
+                if preloader is not self.preloader:
+                    self.spawn(self.stop_preloader(preloader))
+                return
+            old_workers, self.workers = self.workers, {worker}
+            for old in old_workers:
+                self.spawn(self.retire_worker(old))
+            if preloader is not self.preloader:
+                old_preloader, self.preloader = self.preloader, preloader
+                if old_preloader is not None:
+                    self.spawn(self.retire_preloader(old_preloader))
+
+    async def reload_all(self) -> None:
+        await self.reload(cold=True)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    async def connect(self, kind: type[Any], sock: socket.socket) -> Any:
+        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=2**26)
+        closed = asyncio.get_running_loop().create_future()
+        return kind(sock=sock, reader=reader, writer=writer, closed=closed)
+
+    def listen(self, child: Child) -> None:
+        # Readers are not background tasks: shutdown needs them to see each child go.
+        task = asyncio.ensure_future(self.read_messages(child))
+        self.readers.add(task)
+        task.add_done_callback(self.readers.discard)
+
+    async def read_messages(self, child: Child) -> None:
+        try:
+            while line := await child.reader.readline():
+                self.dispatch(child, json.loads(line))
+        except (ConnectionError, ValueError):
+            pass
+        finally:
+            child.closed.set_result(None)
+            self.on_closed(child)
+
+    def dispatch(self, child: Child, message: dict[str, Any]) -> None:
+        event = message.get("event")
+        if isinstance(child, Preloader):
+            if event == "booted" and child.booted and not child.booted.done():
+                child.booted.set_result(message)
+        elif isinstance(child, Worker):
+            if event == "ready" and child.ready and not child.ready.done():
+                child.ready.set_result(message)
+            elif event == "watch":
+                self.watcher.add_roots(Path(r) for r in message["roots"])
+            elif event == "classified":
+                reply = child.replies.pop(message["id"], None)
+                if reply is not None and not reply.done():
+                    reply.set_result((message["action"], message["paths"]))
+
+    def on_closed(self, child: Child) -> None:
+        if isinstance(child, Worker):
+            if child.preloader is not None:
+                child.preloader.workers.discard(child)
+            for reply in child.replies.values():
+                if not reply.done():
+                    reply.set_result(("reload", []))
+            if child in self.workers and not child.stopping and not self.stop_requested.is_set():
+                self.workers.discard(child)
+                self.spawn(self.replace_crashed(child))
+
+    async def replace_crashed(self, worker: Worker) -> None:
+        self.crashes += 1
+        delay = min(MAX_CRASH_BACKOFF, 0.1 * 2 ** (self.crashes - 1))
+        self.warn(f"Worker {worker.pid} exited unexpectedly; starting a new one.")
+        await asyncio.sleep(delay)
+        await self.reload(cold=False)
+        if self.workers:
+            self.crashes = 0
+
+    # -- watching -----------------------------------------------------------------------------
+
+    async def watch(self) -> None:
+        self.watcher.add_roots(self.initial_roots)
+        async for paths in self.watcher.changes():
+            self.pending_changes |= paths
+            if self.changes_task is None or self.changes_task.done():
+                self.changes_task = self.spawn(self.handle_changes())
+
+    async def handle_changes(self) -> None:
+        while self.pending_changes and not self.stop_requested.is_set():
+            changed, self.pending_changes = self.pending_changes, set()
+            action, reasons = await self.classify(changed)
+            if action == "none":
+                continue
+            paths = [Path(p) for p in reasons] or sorted(changed)
+            preloader = self.preloader
+            stale = (
+                preloader is None
+                or preloader.broken
+                or any(str(p.resolve()) in preloader.preloaded for p in paths)
+            )
+            names = ", ".join(str(p) for p in paths[:3])
+            more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+            self.say(f"{names}{more} changed, reloading.")
+            await self.reload(cold=stale or action == "cold")
+
+    async def classify(self, paths: set[Path]) -> tuple[str, list[str]]:
+        """Ask the serving worker what ``paths`` changing means (none, reload or cold), and
+        which of them matter."""
+        worker = next(iter(self.workers), None)
+        if worker is None or worker.closed.done():
+            python_files = sorted(str(p) for p in paths if p.suffix == ".py")
+            return ("reload" if python_files else "none"), python_files
+        self.next_request_id += 1
+        reply = asyncio.get_running_loop().create_future()
+        worker.replies[self.next_request_id] = reply
+        worker.send(
+            {"cmd": "changed", "id": self.next_request_id, "paths": sorted(map(str, paths))}
+        )
+        try:
+            return await asyncio.wait_for(reply, CLASSIFY_TIMEOUT)
+        except TimeoutError:
+            return "reload", sorted(map(str, paths))
+
+
+def interpreter_arguments() -> list[str]:
+    """This interpreter with its warning and ``-X`` options, as Django's reloader passes them."""
+    arguments = [sys.executable, *(f"-W{option}" for option in sys.warnoptions)]
+    if sys.implementation.name == "cpython":
+        arguments += [
+            f"-X{key}" if value is True else f"-X{key}={value}"
+            for key, value in sys._xoptions.items()
+        ]
+    return arguments

@@ -1,0 +1,77 @@
+import asyncio
+import math
+import os
+
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+
+# Returned by the sync and async views. Benchmarks and tests edit this line to
+# measure how quickly a code change is picked up by the reloader.
+MESSAGE = "hello from testproject"
+
+MAX_SLOW_SECONDS = 30.0
+
+
+def index(request):
+    return render(request, "demo/index.html", {"message": MESSAGE})
+
+
+def sync_view(request):
+    return HttpResponse(MESSAGE, content_type="text/plain")
+
+
+async def async_view(request):
+    await asyncio.sleep(0)
+    return HttpResponse(MESSAGE, content_type="text/plain")
+
+
+def template_view(request):
+    return render(request, "demo/fragment.html")
+
+
+async def _tick_stream():
+    n = 0
+    while True:
+        yield f"data: tick {n}\n\n"
+        n += 1
+        await asyncio.sleep(1)
+
+
+async def events(request):
+    """Server-sent events: one "tick N" event per second, forever."""
+    response = StreamingHttpResponse(_tick_stream(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+async def slow(request):
+    """Sleep ?seconds=X (default 2, at most 30) before answering."""
+    try:
+        seconds = float(request.GET.get("seconds", 2))
+    except ValueError:
+        seconds = 2.0
+    if not math.isfinite(seconds):
+        seconds = 2.0
+    seconds = min(max(seconds, 0.0), MAX_SLOW_SECONDS)
+    await asyncio.sleep(seconds)
+    return HttpResponse("slow done", content_type="text/plain")
+
+
+def pid(request):
+    return HttpResponse(str(os.getpid()), content_type="text/plain")
+
+
+def headers(request):
+    return JsonResponse(
+        {
+            "scheme": request.scheme,
+            "remote_addr": request.META.get("REMOTE_ADDR"),
+            "host": request.get_host(),
+            "path": request.path,
+            "path_info": request.path_info,
+            "script_name": request.META.get("SCRIPT_NAME"),
+            "reverse_sync": reverse("sync"),
+        }
+    )

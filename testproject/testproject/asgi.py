@@ -1,0 +1,45 @@
+"""
+ASGI entry point for the django-asgiserve demo project.
+
+``application`` is a tiny plain-ASGI router (no Channels dependency):
+
+* WebSocket connections to ``/ws/echo/`` go to :func:`demo.consumers.echo`,
+  which echoes every text message back prefixed with ``"echo: "``;
+* WebSocket connections to any other path are rejected with close code 4404;
+* everything else (HTTP, lifespan, ...) goes to Django's ASGI handler.
+
+It is what ``manage.py asgiserve`` serves (via ``ASGI_APPLICATION``) and can
+also be run directly, e.g. ``uvicorn testproject.asgi:application``.
+"""
+
+import os
+from importlib import import_module
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproject.settings")
+
+# Set up Django (settings and the app registry) first: project modules are
+# imported only afterwards, so they are free to touch models.
+django_application = get_asgi_application()
+
+consumers = import_module("demo.consumers")
+
+WEBSOCKET_ROUTES = {
+    "/ws/echo/": consumers.echo,
+}
+
+
+async def reject_websocket(scope, receive, send):
+    """Refuse a WebSocket handshake for an unknown path (close code 4404)."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.close", "code": 4404})
+
+
+async def application(scope, receive, send):
+    """Route WebSocket connections by path; send everything else to Django."""
+    if scope["type"] == "websocket":
+        app = WEBSOCKET_ROUTES.get(scope["path"], reject_websocket)
+        await app(scope, receive, send)
+    else:
+        await django_application(scope, receive, send)

@@ -1,0 +1,133 @@
+"""
+Settings for the django-asgiserve demo project.
+
+This project exists to exercise every feature of ``manage.py asgiserve``:
+
+* sync and async views, a template whose edits must show up without a
+  restart, a never-ending server-sent-events stream, a slow view, a view
+  reporting the worker PID and one echoing proxy/script-name related request
+  data (see ``demo/views.py``);
+* a plain-ASGI WebSocket echo endpoint routed next to Django in
+  ``testproject/asgi.py`` (no Channels needed);
+* static files (``demo/static/demo/app.css``) and the admin, backed by a
+  tiny ``Note`` model.
+
+Environment variables:
+
+``DJANGO_SECRET_KEY``
+    Secret key (an insecure development default is used otherwise).
+``ASGISERVE_DEMO_DEBUG``
+    ``"0"`` turns DEBUG off; anything else (or unset) leaves it on.
+``DJANGO_ALLOWED_HOSTS``
+    Comma-separated extra hosts appended to ALLOWED_HOSTS.
+``ASGISERVE_BACKEND``
+    Server backend used by ``asgiserve`` (``auto``, ``uvicorn``, ``daphne``
+    or ``hypercorn``).
+``ASGISERVE_DEMO_BROWSER_RELOAD``
+    ``"1"`` enables django-browser-reload (if installed) to show that it
+    keeps working under ``asgiserve``.
+"""
+
+import importlib.util
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = os.environ.get(
+    "DJANGO_SECRET_KEY",
+    "django-insecure-asgiserve-demo-key-do-not-use-in-production",
+)
+
+DEBUG = os.environ.get("ASGISERVE_DEMO_DEBUG", "1") != "0"
+
+ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+ALLOWED_HOSTS += [
+    host.strip() for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",") if host.strip()
+]
+
+INSTALLED_APPS = [
+    # Must come before django.contrib.staticfiles so that its ``runserver``
+    # override (ASGISERVE["RUNSERVER"]) takes precedence.
+    "django_asgiserve",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "demo",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+# Optional: demonstrate compatibility with django-browser-reload.
+BROWSER_RELOAD = (
+    os.environ.get("ASGISERVE_DEMO_BROWSER_RELOAD") == "1"
+    and importlib.util.find_spec("django_browser_reload") is not None
+)
+if BROWSER_RELOAD:
+    INSTALLED_APPS.append("django_browser_reload")
+    MIDDLEWARE.append("django_browser_reload.middleware.BrowserReloadMiddleware")
+
+ROOT_URLCONF = "testproject.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "testproject.asgi.application"
+WSGI_APPLICATION = "testproject.wsgi.application"
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": BASE_DIR / "db.sqlite3",
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+    },
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = "media/"
+MEDIA_ROOT = BASE_DIR / "media"
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+ASGISERVE = {
+    "BACKEND": os.environ.get("ASGISERVE_BACKEND", "auto"),
+    "OPTIONS": {},
+    "RUNSERVER": True,
+}

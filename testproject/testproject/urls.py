@@ -1,0 +1,21 @@
+"""URL configuration for the django-asgiserve demo project."""
+
+from demo import views
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("sync/", views.sync_view, name="sync"),
+    path("async/", views.async_view, name="async"),
+    path("template/", views.template_view, name="template"),
+    path("events/", views.events, name="events"),
+    path("slow/", views.slow, name="slow"),
+    path("pid/", views.pid, name="pid"),
+    path("headers/", views.headers, name="headers"),
+    path("admin/", admin.site.urls),
+]
+
+if getattr(settings, "BROWSER_RELOAD", False):
+    urlpatterns.append(path("__reload__/", include("django_browser_reload.urls")))
