@@ -45,18 +45,18 @@ class Channel:
         return message
 
     def receive_with_fds(self, max_fds: int = 1) -> tuple[Message | None, list[int]]:
-        """A short message that may carry file descriptors.
+        """A message that may carry file descriptors.
 
-        Read byte by byte, so that no part of the next message (and its descriptors) is taken
-        along; use it for every message on a channel that ever carries descriptors.
+        Only for a channel whose sender waits for an answer before it sends again, so that a
+        read never takes part of the next message (and its descriptors) along.
         """
-        head, fds, _flags, _addr = socket.recv_fds(self.sock, 1, max_fds)
+        head, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, max_fds)
         line = bytearray(head)
         while line and not line.endswith(b"\n"):
-            byte = self.sock.recv(1)
-            if not byte:
+            chunk = self.sock.recv(65536)
+            if not chunk:
                 break
-            line += byte
+            line += chunk
         if not line.endswith(b"\n"):
             return None, fds
         return json.loads(line), fds

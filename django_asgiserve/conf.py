@@ -7,6 +7,7 @@ first one for code paths that must not go on with a broken configuration.
 from __future__ import annotations
 
 import difflib
+import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -91,7 +92,10 @@ def problems() -> list[Problem]:
             )
     timeout = merged["GRACEFUL_TIMEOUT"]
     if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or timeout < 0
+        isinstance(timeout, bool)
+        or not isinstance(timeout, numbers.Real)
+        or not math.isfinite(timeout)
+        or timeout < 0
     ):
         found.append(
             Problem(

@@ -30,7 +30,8 @@ def render(exc_info: ExcInfo, *, debug: bool) -> tuple[bytes, bytes]:
         body = (
             "<!doctype html><title>Error loading the project</title>"
             "<h1>The project could not be loaded</h1>"
-            f"<p>django-asgiserve reloads as soon as the file is fixed.</p><pre>{html.escape(text)}</pre>"
+            "<p>django-asgiserve reloads as soon as the file is fixed.</p>"
+            f"<pre>{html.escape(text)}</pre>"
         )
         return body.encode(), b"text/html; charset=utf-8"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import os
 import selectors
 import signal
@@ -79,6 +80,7 @@ def serve_forks(
     can_fork: bool,
 ) -> None:
     from django_asgiserve import worker
+    from django_asgiserve.worker import module_files
 
     selector = selectors.DefaultSelector()
     selector.register(channel.sock, selectors.EVENT_READ)
@@ -90,7 +92,15 @@ def serve_forks(
         message, fds = channel.receive_with_fds()
         if message is None:
             break
-        if message["cmd"] != "fork":
+        if message["cmd"] == "import":
+            can_fork = learn(message["modules"], can_fork)
+            channel.send(
+                {
+                    "event": "imported",
+                    "can_fork": can_fork,
+                    "preloaded": sorted(str(p) for p in module_files()),
+                }
+            )
             continue
         worker_channel = Channel(socket.socket(fileno=fds[0]))
         if not can_fork:
@@ -110,6 +120,20 @@ def serve_forks(
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     os._exit(0)
+
+
+def learn(modules: list[str], can_fork: bool) -> bool:
+    """Import library modules that workers went on to import, so later forks start with them.
+
+    Only modules from installed packages are offered (never the project's own); any that fails
+    is skipped. If an import started a thread, forking is no longer safe: say so.
+    """
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except BaseException:
+            continue
+    return can_fork and threading.active_count() == 1
 
 
 def reap(children: set[int], channel: Channel) -> None:

@@ -2,8 +2,8 @@
 
 Files are found with Django's staticfiles finders (so ``STATICFILES_DIRS``, app ``static/``
 directories and path checks are Django's own). Found files are streamed; anything else (a miss,
-a directory, a suspicious path) goes to Django's ``ASGIStaticFilesHandler`` so its 404 and 400
-pages stay exactly Django's. Django's handler alone would read a whole file into memory first.
+a directory, a path escaping the static roots) goes to Django's ``ASGIStaticFilesHandler`` so its
+404 page stays exactly Django's. Django's handler alone would read a whole file into memory first.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ import os
 import posixpath
 import stat
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.exceptions import SuspiciousFileOperation
+from django.http import Http404
 from django.utils.http import http_date, parse_http_date_safe
 
 from django_asgiserve.handlers import ASGIApp, Receive, Scope, Send
@@ -27,12 +29,24 @@ from django_asgiserve.handlers import ASGIApp, Receive, Scope, Send
 CHUNK_SIZE = 256 * 1024
 
 
+class DjangoStaticFiles(ASGIStaticFilesHandler):
+    """Django's handler, except that a path escaping the static roots (``/static/../x.py``)
+    is a 404 like any missing file; Django's own lets ``SuspiciousFileOperation`` escape as an
+    unhandled exception: a 500 and a traceback on the console."""
+
+    def serve(self, request: Any) -> Any:
+        try:
+            return super().serve(request)
+        except SuspiciousFileOperation as error:
+            raise Http404(f"{request.path!r} could not be found") from error
+
+
 class StaticFiles:
     """Serve ``STATIC_URL`` from the staticfiles finders; hand everything else to ``app``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.django_handler = ASGIStaticFilesHandler(app)
+        self.django_handler = DjangoStaticFiles(app)
         self.prefix = urlparse(settings.STATIC_URL or "").path
         self.remote = bool(urlparse(settings.STATIC_URL or "").netloc)
 

@@ -66,7 +66,24 @@ class Preloader(Child):
     broken: bool = False
     preloaded: frozenset[str] = frozenset()
     workers: set[Worker] = field(default_factory=set)
-    forked: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    #: Commands wait for the previous one's answer (the preloader reads them with descriptors).
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    answer: asyncio.Future[dict[str, Any]] | None = None
+    taught: set[str] = field(default_factory=set)
+
+    async def command(self, message: dict[str, Any], fds: list[int] = ()) -> dict[str, Any] | None:
+        """Send a command and wait for its answer; ``None`` if the preloader is gone."""
+        async with self.lock:
+            if self.closed.done():
+                return None
+            self.answer = asyncio.get_running_loop().create_future()
+            try:
+                # One short message on an idle socket: this never blocks.
+                socket.send_fds(self.sock, [json.dumps(message).encode() + b"\n"], list(fds))
+            except OSError:
+                return None
+            await asyncio.wait([self.answer, self.closed], return_when=asyncio.FIRST_COMPLETED)
+            return self.answer.result() if self.answer.done() else None
 
 
 @dataclass(eq=False)
@@ -226,12 +243,14 @@ class Supervisor:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         preloader.used = True
         try:
-            # A few bytes on an idle socket: this never blocks, even though the socket is not.
-            socket.send_fds(preloader.sock, [b'{"cmd": "fork"}\n'], [theirs.fileno()])
-        except OSError:
-            return None
+            forked = await preloader.command({"cmd": "fork"}, [theirs.fileno()])
         finally:
             theirs.close()
+        if forked is None and not preloader.can_fork:
+            forked = {"pid": preloader.pid}  # it became the worker itself: no answer comes
+        if forked is None:
+            ours.close()
+            return None
         worker = await self.connect(Worker, ours)
         worker.preloader = preloader
         worker.ready = asyncio.get_running_loop().create_future()
@@ -290,6 +309,23 @@ class Supervisor:
                 if old_preloader is not None:
                     self.spawn(self.retire_preloader(old_preloader))
 
+    def learn(self, modules: list[str]) -> None:
+        """Have the preloader import installed packages that workers import, once idle."""
+        preloader = self.preloader
+        if preloader is None or not preloader.can_fork:
+            return
+        new = set(modules) - preloader.taught
+        if new:
+            preloader.taught |= new
+            self.spawn(self.teach(preloader, sorted(new)))
+
+    async def teach(self, preloader: Preloader, modules: list[str]) -> None:
+        async with self.reload_lock:  # never delay a reload's fork
+            answer = await preloader.command({"cmd": "import", "modules": modules})
+        if answer is not None:
+            preloader.can_fork = answer["can_fork"]
+            preloader.preloaded = frozenset(answer["preloaded"])
+
     async def reload_all(self) -> None:
         await self.reload(cold=True)
 
@@ -321,15 +357,20 @@ class Supervisor:
         if isinstance(child, Preloader):
             if event == "booted" and child.booted and not child.booted.done():
                 child.booted.set_result(message)
+            elif event in ("forked", "imported") and child.answer and not child.answer.done():
+                child.answer.set_result(message)
         elif isinstance(child, Worker):
             if event == "ready" and child.ready and not child.ready.done():
                 child.ready.set_result(message)
             elif event == "watch":
                 self.watcher.add_roots(Path(r) for r in message["roots"])
+            elif event == "learned":
+                self.learn(message["modules"])
             elif event == "classified":
                 reply = child.replies.pop(message["id"], None)
                 if reply is not None and not reply.done():
                     reply.set_result((message["action"], message["paths"]))
+                self.learn(message.get("learned", []))
 
     def on_closed(self, child: Child) -> None:
         if isinstance(child, Worker):

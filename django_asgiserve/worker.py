@@ -15,6 +15,7 @@ import socket
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,12 +27,16 @@ from django_asgiserve.errorpage import ExcInfo
 
 #: Extra seconds after the grace period before a stopping worker ends itself regardless.
 HARD_STOP_MARGIN = 0.5
+#: Seconds after start-up when a worker tells which installed packages it went on to import,
+#: so that the preloader imports them for the next worker.
+LEARN_AFTER = 1.0
 
 
 def run(
     config: ServerConfig, backend: Backend, channel: Channel, setup_error: ExcInfo | None
 ) -> NoReturn:
     """Serve until told to stop (or until the supervisor disappears); never returns."""
+    inherited = frozenset(sys.modules)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the supervisor, which stops us
     signal.signal(signal.SIGTERM, lambda *_: stop(backend, config))
     from django.utils import autoreload
@@ -49,7 +54,11 @@ def run(
     if error is not None:
         print_error(error)
         app = errorpage.error_app(error, debug=config.debug if setup_error else settings_debug())
-    reloader = WorkerReloader(broken=error is not None, cold=setup_error is not None)
+    reloader = WorkerReloader(
+        broken=error is not None,
+        cold=setup_error is not None,
+        learned=lambda: learned_modules(inherited, backend.worker_only_packages),
+    )
     if setup_error is None:
         autoreload.autoreload_started.send(sender=reloader)
     threading.Thread(
@@ -63,6 +72,11 @@ def run(
             daemon=True,
             name="asgiserve-watch",
         ).start()
+        teacher = threading.Timer(
+            LEARN_AFTER, lambda: channel.send({"event": "learned", "modules": reloader.learned()})
+        )
+        teacher.daemon = True
+        teacher.start()
     if config.reload and not config.skip_checks and error is None:
         threading.Thread(target=report_checks, daemon=True, name="asgiserve-checks").start()
 
@@ -103,13 +117,14 @@ class WorkerReloader:
     those (as Django's ``BaseReloader`` does) and classifies changes the supervisor reports.
     """
 
-    def __init__(self, *, broken: bool, cold: bool) -> None:
+    def __init__(self, *, broken: bool, cold: bool, learned: Callable[[], list[str]]) -> None:
         from collections import defaultdict
 
         self.extra_files: set[Path] = set()
         self.directory_globs: dict[Path, set[str]] = defaultdict(set)
         self.broken = broken
         self.cold = cold
+        self.learned = learned
 
     def watch_dir(self, path: str | Path, glob: str) -> None:
         try:
@@ -131,20 +146,11 @@ class WorkerReloader:
         roots.update(path.parent for path in self.extra_files)
         return {"roots": sorted(str(r) for r in roots)}
 
-    _module_files: frozenset[Path] = frozenset()
-    _module_count = -1
-
-    def module_files(self) -> frozenset[Path]:
+    def module_files(self) -> set[Path]:
         """The real paths of every imported module and of files that failed to import."""
         from django.utils import autoreload
 
-        count = len(sys.modules) + len(autoreload._error_files)
-        if count != self._module_count:
-            self._module_files = frozenset(module_files()) | frozenset(
-                Path(os.path.realpath(f)) for f in autoreload._error_files
-            )
-            self._module_count = count
-        return self._module_files
+        return module_files() | {Path(os.path.realpath(f)) for f in autoreload._error_files}
 
     def is_watched(self, path: Path) -> bool:
         if path in self.extra_files:
@@ -178,15 +184,36 @@ class WorkerReloader:
         return ("cold" if self.cold else "reload"), reasons
 
 
+#: Module name -> real path of its source; filled as modules appear, since resolving every
+#: path again on each change would cost tens of milliseconds on the reload's critical path.
+_module_paths: dict[str, Path | None] = {}
+
+
 def module_files() -> set[Path]:
     """Real paths of the source files of every imported module (cheaper than Django's)."""
-    files = set()
-    for module in list(sys.modules.values()):
-        spec = getattr(module, "__spec__", None)
-        origin = getattr(spec, "origin", None) if spec is not None else None
-        if origin and getattr(spec, "has_location", False):
-            files.add(Path(os.path.realpath(origin)))
-    return files
+    for name, module in list(sys.modules.items()):
+        if name not in _module_paths:
+            spec = getattr(module, "__spec__", None)
+            origin = getattr(spec, "origin", None) if spec is not None else None
+            located = origin and getattr(spec, "has_location", False)
+            _module_paths[name] = Path(os.path.realpath(origin)) if located else None
+    return {path for path in _module_paths.values() if path is not None}
+
+
+def learned_modules(inherited: frozenset[str], worker_only: tuple[str, ...]) -> list[str]:
+    """Modules of installed packages this worker imported that its preloader had not."""
+    from django_asgiserve.watch import library_paths
+
+    libraries = tuple(f"{path}{os.sep}" for path in library_paths())
+    module_files()
+    return sorted(
+        name
+        for name in list(sys.modules)
+        if name not in inherited
+        and not name.startswith(("django_asgiserve", "__main__", *worker_only))
+        and (path := _module_paths.get(name)) is not None
+        and str(path).startswith(libraries)
+    )
 
 
 def glob_matches(relative: str, glob: str) -> bool:
@@ -218,7 +245,13 @@ def handle(
             traceback.print_exc()
             action, reasons = "reload", message["paths"]
         channel.send(
-            {"event": "classified", "id": message["id"], "action": action, "paths": reasons}
+            {
+                "event": "classified",
+                "id": message["id"],
+                "action": action,
+                "paths": reasons,
+                "learned": reloader.learned(),
+            }
         )
     elif message["cmd"] == "stop":
         stop(backend, config)

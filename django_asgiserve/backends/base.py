@@ -40,6 +40,8 @@ class Backend(ABC):
     managed_options: ClassVar[Mapping[str, str]] = {}
     #: Whether ``preload()`` leaves the process safe to ``fork()`` workers from.
     fork_safe: ClassVar[bool] = True
+    #: Packages that must be imported in each worker, never in the preloader.
+    worker_only_packages: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: Mapping[str, Any], graceful_timeout: float) -> None:
         self.options = dict(options)

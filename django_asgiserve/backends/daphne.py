@@ -33,6 +33,8 @@ class DaphneBackend(Backend):
         "proxy_forwarded_proto_header": "proxy headers are handled by asgiserve",
     }
 
+    # Importing daphne.server (or the reactor) installs an event loop: one per worker.
+    worker_only_packages = ("daphne", "twisted", "autobahn", "txaio")
     _server: Any = None
     _stop_requested = False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -28,6 +29,7 @@ class UvicornBackend(Backend):
     }
 
     _server: Any = None
+    _loop: asyncio.AbstractEventLoop | None = None
     _stop_requested = False
 
     @classmethod
@@ -47,11 +49,17 @@ class UvicornBackend(Backend):
     def serve(self, app: ASGIApp, sockets: list[socket.socket]) -> None:
         import uvicorn
 
+        backend = self
+
         class QuietServer(uvicorn.Server):
             # The worker owns signal handling; uvicorn must not take SIGINT/SIGTERM.
             @contextlib.contextmanager
             def capture_signals(self) -> Iterator[None]:
                 yield
+
+            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+                backend._loop = asyncio.get_running_loop()
+                await super().startup(sockets)
 
         config = uvicorn.Config(
             app,
@@ -74,3 +82,11 @@ class UvicornBackend(Backend):
         self._stop_requested = True
         if self._server is not None:
             self._server.should_exit = True
+        if self._loop is not None:
+            # uvicorn notices should_exit on its next tick (up to 0.1 s); stop accepting now so
+            # that the worker replacing this one gets every new connection at once.
+            self._loop.call_soon_threadsafe(self._stop_accepting)
+
+    def _stop_accepting(self) -> None:
+        for server in getattr(self._server, "servers", []):
+            server.close()

@@ -1,0 +1,200 @@
+"""Real servers for the tests: ``manage.py asgiserve`` processes on loopback ports.
+
+Each test that needs a server copies ``testproject`` into its own temporary directory (so it can
+edit files freely), starts the command in a new session on port 0 and reads the real port from
+the banner. Every wait polls a condition against a deadline; teardown stops the whole process
+group and checks that nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TESTPROJECT = REPO / "testproject"
+BACKENDS = ("uvicorn", "daphne", "hypercorn")
+#: Generous: a 2-core CI machine running several servers at once can be slow.
+DEADLINE = 30.0
+BANNER_URL = re.compile(r"server at (https?)://(\S+?):(\d+)/")
+
+
+def wait_for(condition: Callable[[], object], timeout: float = DEADLINE, what: str = "") -> object:
+    """Poll ``condition`` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or condition}")
+        time.sleep(0.02)
+
+
+class Output:
+    """A child's output stream, collected by a thread so it can be searched while it runs."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for raw in iter(stream.readline, b""):
+            self.lines.append(raw.decode(errors="replace"))
+        stream.close()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def join(self, timeout: float = 5) -> None:
+        self._thread.join(timeout)
+
+
+class Server:
+    """One ``manage.py <command>`` process and the ways tests observe it."""
+
+    def __init__(self, project: Path, args: list[str], env: dict[str, str] | None = None,
+                 command: str = "asgiserve") -> None:
+        self.project = project
+        environ = {**os.environ, "PYTHONUNBUFFERED": "1", "DJANGO_COLORS": "nocolor"}
+        environ.pop("DJANGO_SETTINGS_MODULE", None)
+        environ.update(env or {})
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", command, *args],
+            cwd=project,
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self.stdout = Output(self.process.stdout)
+        self.stderr = Output(self.process.stderr)
+        self.port: int | None = None
+        self.scheme = "http"
+
+    @property
+    def output(self) -> str:
+        return self.stdout.text + self.stderr.text
+
+    def wait_serving(self, path: str = "/sync/") -> Server:
+        """Wait for the banner and a first successful response."""
+
+        def banner() -> re.Match[str] | None:
+            if self.process.poll() is not None:
+                pytest.fail(f"server exited with {self.process.returncode}:\n{self.output}")
+            return BANNER_URL.search(self.stdout.text)
+
+        match = wait_for(banner, what="the banner")
+        assert isinstance(match, re.Match)
+        self.scheme, self.port = match.group(1), int(match.group(3))
+        wait_for(lambda: self.try_get(path) is not None, what=f"a response from {path}")
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def get(self, path: str, **kwargs) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=10, **kwargs)
+
+    def try_get(self, path: str) -> httpx.Response | None:
+        try:
+            return self.get(path)
+        except httpx.HTTPError:
+            return None
+
+    def wait_output(self, needle: str, timeout: float = DEADLINE) -> None:
+        wait_for(lambda: needle in self.output, timeout, what=f"{needle!r} in the output")
+
+    def wait_exit(self, timeout: float = DEADLINE) -> int:
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"server did not exit within {timeout}s:\n{self.output}")
+        self.stdout.join()
+        self.stderr.join()
+        return code
+
+    def signal_group(self, signum: int) -> None:
+        """Send ``signum`` to the whole process group, as a terminal's Ctrl+C does."""
+        os.killpg(self.process.pid, signum)
+
+    def group_pids(self) -> list[int]:
+        """Live processes in the server's session (the supervisor and all its descendants)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                fields = stat.rsplit(")", 1)[1].split()
+                if fields[0] != "Z" and int(fields[3]) == self.process.pid:  # session id
+                    pids.append(int(entry.name))
+        return pids
+
+    def kill(self) -> None:
+        for pid in self.group_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A private copy of ``testproject``."""
+    target = tmp_path / "testproject"
+    shutil.copytree(
+        TESTPROJECT, target, ignore=shutil.ignore_patterns("__pycache__", "db.sqlite3", "media")
+    )
+    return target
+
+
+@pytest.fixture
+def start(project: Path) -> Iterator[Callable[..., Server]]:
+    """Start servers on ``project``; each is killed, with its whole session, at teardown."""
+    servers: list[Server] = []
+
+    def starter(*args: str, env: dict[str, str] | None = None, command: str = "asgiserve",
+                addrport: str | None = "127.0.0.1:0", cwd: Path | None = None) -> Server:
+        arguments = [*args] + ([addrport] if addrport else [])
+        server = Server(cwd or project, arguments, env, command)
+        servers.append(server)
+        return server
+
+    yield starter
+    for server in servers:
+        server.kill()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
