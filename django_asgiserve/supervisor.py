@@ -120,6 +120,7 @@ class Supervisor:
         self.pending_changes: set[Path] = set()
         self.changes_task: asyncio.Task[None] | None = None
         self.crashes = 0
+        self.warned_no_fork = False
         self.next_request_id = 0
         self.watcher = Watcher(excluded_dirs, config.watch_ignore)
         self.initial_roots = initial_roots | {Path(p) for p in config.watch_paths}
@@ -134,7 +135,7 @@ class Supervisor:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.request_stop)
         if hasattr(signal, "SIGHUP"):
-            loop.add_signal_handler(signal.SIGHUP, self.spawn, self.reload_all)
+            loop.add_signal_handler(signal.SIGHUP, lambda: self.spawn(self.reload(cold=True)))
         try:
             self.preloader = await self.start_preloader()
             first_worker = self.spawn(self.reload(cold=False))
@@ -146,10 +147,17 @@ class Supervisor:
             if self.config.reload:
                 self.spawn(self.watch())
             await first_worker
+            if not self.config.reload and not self.serving():
+                # Without the reloader no edit can bring the project back: fail like runserver.
+                return 1
             await self.stop_requested.wait()
         finally:
             await self.shutdown()
         return 0
+
+    def serving(self) -> bool:
+        """Whether a worker serves the project (not an error page)."""
+        return any(w.ready and not w.ready.result().get("broken") for w in self.workers)
 
     def request_stop(self) -> None:
         if self.stop_requested.is_set():
@@ -212,6 +220,12 @@ class Supervisor:
         if preloader.booted.done():
             booted = preloader.booted.result()
             preloader.can_fork = booted["can_fork"]
+            if not preloader.can_fork and self.config.reload and not self.warned_no_fork:
+                self.warned_no_fork = True
+                self.warn(
+                    "Fast reloads are off: starting the project left threads running (or this "
+                    "platform cannot fork), so each reload starts a new interpreter."
+                )
             preloader.broken = booted["broken"]
             preloader.preloaded = frozenset(booted["preloaded"])
         return preloader
@@ -325,9 +339,6 @@ class Supervisor:
         if answer is not None:
             preloader.can_fork = answer["can_fork"]
             preloader.preloaded = frozenset(answer["preloaded"])
-
-    async def reload_all(self) -> None:
-        await self.reload(cold=True)
 
     # -- messages -----------------------------------------------------------------------------
 

@@ -64,7 +64,7 @@ def run(
     threading.Thread(
         target=listen, args=(channel, reloader, backend, config), daemon=True, name="asgiserve"
     ).start()
-    channel.send({"event": "ready", "pid": os.getpid()})
+    channel.send({"event": "ready", "pid": os.getpid(), "broken": error is not None})
     if config.reload:
         # Off the critical path: the sockets are served while this is worked out.
         threading.Thread(
@@ -277,7 +277,14 @@ def report_checks() -> None:
 
 
 def print_error(error: ExcInfo) -> None:
-    sys.stderr.write("".join(traceback.format_exception(*error)))
+    """The traceback from the first frame that is not asgiserve's or Django's reloader's."""
+    from django.utils import autoreload
+
+    ours = {__file__, str(Path(__file__).with_name("preloader.py")), autoreload.__file__}
+    tb = error[2]
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename in ours:
+        tb = tb.tb_next
+    sys.stderr.write("".join(traceback.format_exception(error[0], error[1], tb)))
     sys.stderr.flush()
 
 

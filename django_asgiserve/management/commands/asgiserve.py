@@ -102,11 +102,13 @@ class Command(BaseCommand):
         )
         port = sock.getsockname()[1]
         try:
-            asyncio.run(supervisor.run(lambda: self.before_serving(server_config, address, port)))
+            code = asyncio.run(
+                supervisor.run(lambda: self.before_serving(server_config, address, port))
+            )
         except SystemCheckError as error:
             raise CommandError(str(error)) from None
-        except KeyboardInterrupt:
-            pass
+        if code:
+            raise CommandError("The project could not be loaded (see the error above).")
         if options.get("shutdown_message"):
             self.stdout.write(options["shutdown_message"])
 
