@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
+from django.apps import apps
 from django.core import checks
 
 from django_asgiserve import conf
@@ -24,10 +24,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 
 
 def check_app_order() -> list[checks.CheckMessage]:
-    installed = [getattr(app, "name", app) for app in settings.INSTALLED_APPS]
-    if not conf.raw().get("RUNSERVER", True) or STATICFILES not in installed:
+    # The registry's order is INSTALLED_APPS' order, with AppConfig paths resolved to app names.
+    names = [app_config.name for app_config in apps.get_app_configs()]
+    if not conf.raw().get("RUNSERVER", True) or STATICFILES not in names:
         return []
-    names = [name.split(".apps.")[0] for name in installed]
     if APP in names and names.index(APP) > names.index(STATICFILES):
         return [
             checks.Warning(

@@ -49,6 +49,7 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
 
     Raises ``CommandError`` (with the settings problem or the backend hint) when it cannot run.
     """
+    from django.apps import apps
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management.base import CommandError
@@ -70,7 +71,8 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
         grace = serve_settings.graceful_timeout
     if grace is None:
         grace = DEVELOPMENT_GRACE if reload else PRODUCTION_GRACE
-    staticfiles = "django.contrib.staticfiles" in settings.INSTALLED_APPS
+    # The app registry, not INSTALLED_APPS: an app may be listed by its AppConfig's path.
+    staticfiles = apps.is_installed("django.contrib.staticfiles")
     return ServerConfig(
         backend=backend.name,
         options=dict(serve_settings.options.get(backend.name, {})),

@@ -8,6 +8,7 @@ group and checks that nothing is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -150,10 +151,8 @@ class Server:
 
     def kill(self) -> None:
         for pid in self.group_pids():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(10)

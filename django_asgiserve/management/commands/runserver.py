@@ -6,7 +6,7 @@ applies only while ``django_asgiserve`` is listed above ``django.contrib.staticf
 
 from __future__ import annotations
 
-from django.conf import settings
+from django.apps import apps
 
 from django_asgiserve import conf
 from django_asgiserve.management.commands import asgiserve
@@ -16,7 +16,7 @@ if conf.raw().get("RUNSERVER", True) is True:
     class Command(asgiserve.Command):
         help = "Starts an ASGI development server (django-asgiserve), in place of runserver."
 
-elif "django.contrib.staticfiles" in settings.INSTALLED_APPS:
+elif apps.is_installed("django.contrib.staticfiles"):
     from django.contrib.staticfiles.management.commands.runserver import (
         Command as Command,
     )
