@@ -44,6 +44,8 @@ OVERLAY_TEMPLATE = '''"""Settings overlay written by django-asgiserve's benchmar
 ASGISERVE_BENCH_VARIANT picks the INSTALLED_APPS: "plain" (no django_asgiserve, so Django's own
 runserver), "watchfiles" (plain + django_watchfiles), "daphne" (plain with daphne first) or
 "asgiserve" (django_asgiserve first). ASGISERVE_BENCH_DEBUG ("0"/"1") overrides DEBUG if set.
+ASGISERVE_BENCH_QUIET=1 silences the request log (django.server), as the CLIs run without
+their access logs in the throughput benchmark.
 """
 
 import os
@@ -67,6 +69,12 @@ elif _VARIANT == "watchfiles":
 ALLOWED_HOSTS = [*ALLOWED_HOSTS, "127.0.0.1", "localhost"]  # noqa: F405
 if "ASGISERVE_BENCH_DEBUG" in os.environ:
     DEBUG = os.environ["ASGISERVE_BENCH_DEBUG"] == "1"
+if os.environ.get("ASGISERVE_BENCH_QUIET") == "1":
+    LOGGING = {{
+        "version": 1,
+        "disable_existing_loggers": False,
+        "loggers": {{"django.server": {{"level": "WARNING"}}}},
+    }}
 '''
 
 _COPY_IGNORE = shutil.ignore_patterns(
@@ -486,6 +494,15 @@ def running(server: Server) -> Iterator[Server]:
 # --------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------
+
+
+def machine_load() -> str:
+    """CPU count and load averages, to judge how quiet the machine was during a run."""
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:
+        return f"{os.cpu_count()} CPUs"
+    return f"{os.cpu_count()} CPUs, load average {one:.2f} (1 min) {five:.2f} (5 min) at the end"
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -802,7 +802,10 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(OSError):
                 shutil.rmtree(scratch)
     project = "a new 'wagtail start' site" if args.generate_wagtail else str(source)
-    print(f"Project: {project}; {args.edits} edits per kind; Python {sys.version.split()[0]}\n")
+    print(
+        f"Project: {project}; {args.edits} edits per kind; Python {sys.version.split()[0]}; "
+        f"{h.machine_load()}\n"
+    )
     print(render(results, args.kinds))
     return 0
 

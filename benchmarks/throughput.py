@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.client
 import re
 import shutil
 import statistics
@@ -303,6 +304,7 @@ class Settings:
     workers: int
     loadgen: str
     start_timeout: float
+    expect_size: int | None = None
 
 
 @dataclass
@@ -338,6 +340,11 @@ def measure(
         if server.wait_ready(settings.paths[0], settings.start_timeout) is None:
             _log(f"[{name}] failed to start: {' '.join(cmd)}\n{server.log_tail()}")
             return "failed to start"
+        if settings.expect_size is not None:
+            size = _body_size(port, settings.paths[0])
+            if size != settings.expect_size:
+                _log(f"[{name}] served {size} bytes instead of {settings.expect_size}")
+                return "wrong response"
         results: dict[str, LoadResult] = {}
         for path in settings.paths:
             load(port, path, settings.warmup, settings)
@@ -345,7 +352,35 @@ def measure(
             if not server.alive():
                 _log(f"[{name}] died under load:\n{server.log_tail()}")
                 return "died"
+        logged = _request_log_lines(log_path)
+        if logged > 100:
+            _log(f"[{name}] note: the server logged {logged} request lines during the run")
         return results
+
+
+def _body_size(port: int, path: str) -> int | None:
+    """Length of the body of a 200 response to ``GET path`` (None for another status)."""
+    conn = http.client.HTTPConnection(h.HOST, port, timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        size = 0
+        while chunk := response.read(1 << 20):
+            size += len(chunk)
+        return size if response.status == 200 else None
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def _request_log_lines(log_path: Path) -> int:
+    """How many access-log-like lines (``"GET /path HTTP/1.1"``) a server wrote."""
+    try:
+        with log_path.open(errors="replace") as fh:
+            return sum(1 for line in fh if '"GET /' in line)
+    except OSError:
+        return 0
 
 
 def load(port: int, path: str, duration: float, settings: Settings) -> LoadResult:
@@ -420,7 +455,8 @@ def run(args: argparse.Namespace, scratch: Path) -> str:
             _log("asgiserve has no --insecure (yet): both sides run with DEBUG on")
     if not help_text:
         _log("manage.py asgiserve is not available (yet): its column will say so")
-    env.update(ASGISERVE_DEMO_DEBUG=debug, ASGISERVE_BENCH_DEBUG=debug)
+    # Like for like: the CLIs run without access logs, so asgiserve runs without its request log.
+    env.update(ASGISERVE_DEMO_DEBUG=debug, ASGISERVE_BENCH_DEBUG=debug, ASGISERVE_BENCH_QUIET="1")
 
     loadgen = args.loadgen
     if loadgen == "auto":
@@ -436,6 +472,7 @@ def run(args: argparse.Namespace, scratch: Path) -> str:
         workers=args.workers,
         loadgen=loadgen,
         start_timeout=args.start_timeout,
+        expect_size=STATIC_SIZE if args.static else None,
     )
     pairs = [p for p in pairs_for(args.backends, args.workers) if p.available()]
     cli_samples = {(p.label, path): Samples() for p in pairs for path in paths}
@@ -452,6 +489,8 @@ def run(args: argparse.Namespace, scratch: Path) -> str:
                     skip = "n/a (no workers)"
                 elif side == "asgiserve" and not help_text:
                     skip = "not available"
+                elif side == "asgiserve" and settings.workers > 1 and "--workers" not in help_text:
+                    skip = "no --workers (yet)"
                 if skip:
                     for path in paths:
                         store[(pair.label, path)].failed = skip
@@ -493,7 +532,8 @@ def run(args: argparse.Namespace, scratch: Path) -> str:
     header = (
         f"Throughput ({mode}; workers={settings.workers}; load: {loadgen}, "
         f"{connections} connections, {settings.duration:g} s x {settings.rounds} rounds, "
-        f"median; DEBUG={'on' if debug == '1' else 'off'}; ratio = asgiserve / CLI)\n"
+        f"median; DEBUG={'on' if debug == '1' else 'off'}; ratio = asgiserve / CLI; "
+        f"{h.machine_load()})\n"
     )
     table = h.markdown_table(["backend", "CLI rps", "asgiserve rps", "ratio"], rows)
     return header + "\n" + table

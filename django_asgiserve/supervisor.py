@@ -19,12 +19,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from django_asgiserve import backends
 from django_asgiserve import preloader as preloader_module
+from django_asgiserve import worker as worker_module
+from django_asgiserve.channel import Channel
 from django_asgiserve.config import ENVIRON_KEY, ServerConfig
 from django_asgiserve.watch import Watcher
 from django_asgiserve.worker import HARD_STOP_MARGIN
@@ -121,6 +125,7 @@ class Supervisor:
         self.changes_task: asyncio.Task[None] | None = None
         self.crashes = 0
         self.warned_no_fork = False
+        self.preloader_boot: asyncio.Task[None] | None = None
         self.next_request_id = 0
         self.watcher = Watcher(excluded_dirs, config.watch_ignore)
         self.initial_roots = initial_roots | {Path(p) for p in config.watch_paths}
@@ -129,16 +134,62 @@ class Supervisor:
 
     # -- life cycle -------------------------------------------------------------------------
 
-    async def run(self, before_serving: Callable[[], None]) -> int:
+    def serve(self, before_serving: Callable[[], None]) -> int:
         """Serve until stopped; ``before_serving`` (checks, banner) runs while workers boot."""
+        first = self.fork_first_worker()
+        return asyncio.run(self.run(before_serving, first))
+
+    def fork_first_worker(self) -> tuple[int, socket.socket] | None:
+        """Fork the first worker from this process, which has set Django up already: the site
+        is served without waiting for a new interpreter. Only before any thread has started."""
+        if not hasattr(os, "fork") or threading.active_count() > 1:
+            return None
+        backend = backends.get(self.config.backend)(
+            self.config.options, self.config.graceful_timeout
+        )
+        config = replace(self.config, socket_fds=[s.fileno() for s in self.sockets])
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            worker_module.run(config, backend, Channel(theirs), None)
+        theirs.close()
+        return pid, ours
+
+    async def adopt_first_worker(self, pid: int, sock: socket.socket) -> Worker | None:
+        worker = await self.connect(Worker, sock)
+        worker.pid = pid
+        worker.ready = asyncio.get_running_loop().create_future()
+        self.listen(worker)
+        # Our own child, unlike the preloader's: collect its exit status.
+        worker.closed.add_done_callback(lambda _: self.spawn(asyncio.to_thread(os.waitpid, pid, 0)))
+        await asyncio.wait([worker.ready, worker.closed], return_when=asyncio.FIRST_COMPLETED)
+        return worker if worker.ready.done() else None
+
+    async def boot_preloader(self) -> None:
+        self.preloader = await self.start_preloader()
+
+    async def current_preloader(self) -> Preloader | None:
+        """The preloader, once it has booted (the first one boots while the site is served)."""
+        if self.preloader_boot is not None:
+            await asyncio.shield(self.preloader_boot)
+        return self.preloader
+
+    async def run(
+        self, before_serving: Callable[[], None], first: tuple[int, socket.socket] | None
+    ) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.request_stop)
         if hasattr(signal, "SIGHUP"):
             loop.add_signal_handler(signal.SIGHUP, lambda: self.spawn(self.reload(cold=True)))
         try:
-            self.preloader = await self.start_preloader()
-            first_worker = self.spawn(self.reload(cold=False))
+            if first is not None:
+                first_worker = self.spawn(self.adopt_first_worker(*first))
+                first_worker.add_done_callback(self.start_serving)
+            else:
+                self.preloader = await self.start_preloader()
+                first_worker = self.spawn(self.reload(cold=False))
             try:
                 await asyncio.to_thread(before_serving)
             except BaseException:
@@ -154,6 +205,15 @@ class Supervisor:
         finally:
             await self.shutdown()
         return 0
+
+    def start_serving(self, task: asyncio.Task[Worker | None]) -> None:
+        worker = None if task.cancelled() else task.result()
+        if worker is not None:
+            self.workers = {worker}
+        elif not self.stop_requested.is_set():
+            self.spawn(self.replace_crashed(None))
+        # Boot the preloader only now, not to compete with the first worker for the CPU.
+        self.preloader_boot = self.spawn(self.boot_preloader())
 
     def serving(self) -> bool:
         """Whether a worker serves the project (not an error page)."""
@@ -299,7 +359,7 @@ class Supervisor:
         async with self.reload_lock:
             if self.stop_requested.is_set():
                 return
-            preloader = self.preloader
+            preloader = await self.current_preloader()
             if (
                 cold
                 or preloader is None
@@ -394,10 +454,11 @@ class Supervisor:
                 self.workers.discard(child)
                 self.spawn(self.replace_crashed(child))
 
-    async def replace_crashed(self, worker: Worker) -> None:
+    async def replace_crashed(self, worker: Worker | None) -> None:
         self.crashes += 1
         delay = min(MAX_CRASH_BACKOFF, 0.1 * 2 ** (self.crashes - 1))
-        self.warn(f"Worker {worker.pid} exited unexpectedly; starting a new one.")
+        pid = worker.pid if worker else "the first worker"
+        self.warn(f"Worker {pid} exited unexpectedly; starting a new one.")
         await asyncio.sleep(delay)
         await self.reload(cold=False)
         if self.workers:
@@ -419,7 +480,7 @@ class Supervisor:
             if action == "none":
                 continue
             paths = [Path(p) for p in reasons] or sorted(changed)
-            preloader = self.preloader
+            preloader = await self.current_preloader()
             stale = (
                 preloader is None
                 or preloader.broken

@@ -18,6 +18,12 @@ from typing import Any, ClassVar
 
 ASGIApp = Callable[..., Any]
 
+#: Seconds a stopping worker keeps connections it already accepted, before it closes the idle
+#: ones: a client sends its request right after connecting, but the server reads it a moment
+#: later, and until then the connection looks idle. Closing it then would fail a request made
+#: during a reload, which the next worker was ready to answer.
+ACCEPTED_SETTLE_SECONDS = 0.1
+
 
 class BackendError(Exception):
     """A backend cannot be used; carries a hint for the user."""

@@ -14,7 +14,12 @@ import time
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from django_asgiserve.backends.base import ASGIApp, Backend, signature_names
+from django_asgiserve.backends.base import (
+    ACCEPTED_SETTLE_SECONDS,
+    ASGIApp,
+    Backend,
+    signature_names,
+)
 
 MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 POLL_SECONDS = 0.05
@@ -74,7 +79,9 @@ class DaphneBackend(Backend):
                 for port in ports:
                     port.stopListening()
                 deadline = time.monotonic() + backend.graceful_timeout
-                self._stop_when_idle(deadline)
+                # A connection accepted a moment ago has no application yet: its request is
+                # still unread. Give it the time to start before judging what is idle.
+                reactor.callLater(ACCEPTED_SETTLE_SECONDS, self._stop_when_idle, deadline)
 
             def _stop_when_idle(self, deadline: float) -> None:
                 busy = any(

@@ -8,7 +8,7 @@ import socket
 from collections.abc import Iterable
 from typing import ClassVar
 
-from django_asgiserve.backends.base import ASGIApp, Backend
+from django_asgiserve.backends.base import ACCEPTED_SETTLE_SECONDS, ASGIApp, Backend
 
 MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 
@@ -27,6 +27,7 @@ class HypercornBackend(Backend):
     _loop: asyncio.AbstractEventLoop | None = None
     _shutdown: asyncio.Event | None = None
     _stop_requested = False
+    _listening_fds: tuple[int, ...] = ()
 
     @classmethod
     def accepted_options(cls) -> Iterable[str]:
@@ -55,7 +56,8 @@ class HypercornBackend(Backend):
         # A Logger instance makes hypercorn log through the logging tree instead of installing
         # its own stderr handler: warnings still show, "Running on" INFO lines do not.
         config.errorlog = logging.getLogger("hypercorn.error")
-        config.graceful_timeout = self.graceful_timeout
+        config.graceful_timeout = max(0.0, self.graceful_timeout - ACCEPTED_SETTLE_SECONDS)
+        self._listening_fds = tuple(sock.fileno() for sock in sockets)
 
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
@@ -68,6 +70,15 @@ class HypercornBackend(Backend):
 
     def stop(self) -> None:
         self._stop_requested = True
-        loop, shutdown = self._loop, self._shutdown
-        if loop is not None and shutdown is not None:
-            loop.call_soon_threadsafe(shutdown.set)
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._stop_accepting)
+
+    def _stop_accepting(self) -> None:
+        """Stop accepting at once, but shut down (which closes idle connections) only once the
+        connections already accepted have had their requests read."""
+        assert self._loop is not None and self._shutdown is not None
+        # hypercorn adopts each fd as is, and asyncio's server accepts on a reader for it.
+        for fd in self._listening_fds:
+            self._loop.remove_reader(fd)
+        self._loop.call_later(ACCEPTED_SETTLE_SECONDS, self._shutdown.set)

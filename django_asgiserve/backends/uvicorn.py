@@ -71,8 +71,11 @@ class UvicornBackend(Backend):
             **self.options,
         )
         # uvicorn reports lifecycle at INFO ("Started server process"); runserver's console stays
-        # quiet about that, and the worker prints our own banner instead.
-        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+        # quiet about that. Ending open streams after the grace period is the intended outcome
+        # of a reload, not an error worth a line on every edit.
+        error_logger = logging.getLogger("uvicorn.error")
+        error_logger.setLevel(logging.WARNING)
+        error_logger.addFilter(not_a_stop_cancellation)
         self._server = QuietServer(config)
         if self._stop_requested:
             return
@@ -90,3 +93,11 @@ class UvicornBackend(Backend):
     def _stop_accepting(self) -> None:
         for server in getattr(self._server, "servers", []):
             server.close()
+
+
+def not_a_stop_cancellation(record: logging.LogRecord) -> bool:
+    """Drop uvicorn's reports of streams it cancelled itself when the grace period ran out."""
+    if "timeout graceful shutdown exceeded" in record.getMessage():
+        return False
+    error = record.exc_info[1] if record.exc_info else None
+    return not isinstance(error, asyncio.CancelledError)

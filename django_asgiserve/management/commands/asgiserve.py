@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import os
 import sys
@@ -102,9 +101,7 @@ class Command(BaseCommand):
         )
         port = sock.getsockname()[1]
         try:
-            code = asyncio.run(
-                supervisor.run(lambda: self.before_serving(server_config, address, port))
-            )
+            code = supervisor.serve(lambda: self.before_serving(server_config, address, port))
         except SystemCheckError as error:
             raise CommandError(str(error)) from None
         if code:
