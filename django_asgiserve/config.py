@@ -24,6 +24,7 @@ class ServerConfig:
     backend: str
     options: dict[str, Any] = field(default_factory=dict)
     reload: bool = True
+    workers: int = 1
     serve_static: bool = True
     skip_checks: bool = False
     graceful_timeout: float = DEVELOPMENT_GRACE
@@ -77,6 +78,7 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
         backend=backend.name,
         options=dict(serve_settings.options.get(backend.name, {})),
         reload=reload,
+        workers=options.get("workers") or 1,
         serve_static=staticfiles
         and options.get("use_static_handler", True)
         and (settings.DEBUG or options.get("insecure_serving", False)),

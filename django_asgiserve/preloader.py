@@ -21,7 +21,7 @@ import sys
 import threading
 import traceback
 
-from django_asgiserve import backends
+from django_asgiserve import backends, interrupts
 from django_asgiserve.channel import Channel
 from django_asgiserve.config import ServerConfig
 from django_asgiserve.errorpage import ExcInfo
@@ -37,7 +37,7 @@ REAP_SECONDS = 0.5
 
 def main() -> None:
     die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    interrupts.ignore()
     config = ServerConfig.from_environ()
     channel = Channel(socket.socket(fileno=int(os.environ.pop(CHANNEL_FD_KEY))))
     os.environ["DJANGO_SETTINGS_MODULE"] = config.settings_module

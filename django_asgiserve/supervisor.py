@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from django_asgiserve import backends
+from django_asgiserve import backends, interrupts
 from django_asgiserve import preloader as preloader_module
 from django_asgiserve import worker as worker_module
 from django_asgiserve.channel import Channel
@@ -136,25 +136,31 @@ class Supervisor:
 
     def serve(self, before_serving: Callable[[], None]) -> int:
         """Serve until stopped; ``before_serving`` (checks, banner) runs while workers boot."""
-        first = self.fork_first_worker()
+        first = self.fork_first_workers()
         return asyncio.run(self.run(before_serving, first))
 
-    def fork_first_worker(self) -> tuple[int, socket.socket] | None:
-        """Fork the first worker from this process, which has set Django up already: the site
+    def fork_first_workers(self) -> list[tuple[int, socket.socket]]:
+        """Fork the first workers from this process, which has set Django up already: the site
         is served without waiting for a new interpreter. Only before any thread has started."""
         if not hasattr(os, "fork") or threading.active_count() > 1:
-            return None
+            return []
         backend = backends.get(self.config.backend)(
             self.config.options, self.config.graceful_timeout
         )
         config = replace(self.config, socket_fds=[s.fileno() for s in self.sockets])
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pid = os.fork()
-        if pid == 0:
-            ours.close()
-            worker_module.run(config, backend, Channel(theirs), None)
-        theirs.close()
-        return pid, ours
+        forked = []
+        for _ in range(self.config.workers):
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            with interrupts.deferred():
+                pid = os.fork()
+            if pid == 0:
+                for _pid, sibling in forked:
+                    sibling.close()
+                ours.close()
+                worker_module.run(config, backend, Channel(theirs), None)
+            theirs.close()
+            forked.append((pid, ours))
+        return forked
 
     async def adopt_first_worker(self, pid: int, sock: socket.socket) -> Worker | None:
         worker = await self.connect(Worker, sock)
@@ -176,7 +182,7 @@ class Supervisor:
         return self.preloader
 
     async def run(
-        self, before_serving: Callable[[], None], first: tuple[int, socket.socket] | None
+        self, before_serving: Callable[[], None], first: list[tuple[int, socket.socket]]
     ) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -184,8 +190,10 @@ class Supervisor:
         if hasattr(signal, "SIGHUP"):
             loop.add_signal_handler(signal.SIGHUP, lambda: self.spawn(self.reload(cold=True)))
         try:
-            if first is not None:
-                first_worker = self.spawn(self.adopt_first_worker(*first))
+            if first:
+                first_worker = self.spawn(
+                    asyncio.gather(*(self.adopt_first_worker(*f) for f in first))
+                )
                 first_worker.add_done_callback(self.start_serving)
             else:
                 self.preloader = await self.start_preloader()
@@ -206,12 +214,12 @@ class Supervisor:
             await self.shutdown()
         return 0
 
-    def start_serving(self, task: asyncio.Task[Worker | None]) -> None:
-        worker = None if task.cancelled() else task.result()
-        if worker is not None:
-            self.workers = {worker}
-        elif not self.stop_requested.is_set():
-            self.spawn(self.replace_crashed(None))
+    def start_serving(self, task: asyncio.Task[list[Worker | None]]) -> None:
+        workers = [] if task.cancelled() else task.result()
+        self.workers = {w for w in workers if w is not None}
+        for _ in range(len(workers) - len(self.workers)):
+            if not self.stop_requested.is_set():
+                self.spawn(self.replace_crashed(None))
         # Boot the preloader only now, not to compete with the first worker for the CPU.
         self.preloader_boot = self.spawn(self.boot_preloader())
 
@@ -263,11 +271,12 @@ class Supervisor:
             ENVIRON_KEY: config.to_environ(),
             preloader_module.CHANNEL_FD_KEY: str(theirs.fileno()),
         }
-        process = subprocess.Popen(
-            [*interpreter_arguments(), "-c", preloader_module.BOOTSTRAP],
-            env=env,
-            pass_fds=[*fds, theirs.fileno()],
-        )
+        with interrupts.deferred():
+            process = subprocess.Popen(
+                [*interpreter_arguments(), "-c", preloader_module.BOOTSTRAP],
+                env=env,
+                pass_fds=[*fds, theirs.fileno()],
+            )
         theirs.close()
         preloader = await self.connect(Preloader, ours)
         preloader.process = process
@@ -369,13 +378,15 @@ class Supervisor:
                 or (preloader.used and not preloader.can_fork)
             ):
                 preloader = await self.start_preloader()
-            worker = await self.start_worker(preloader)
-            if worker is None:
+            count = self.config.workers if preloader.can_fork else 1
+            started = await asyncio.gather(*(self.start_worker(preloader) for _ in range(count)))
+            workers = {worker for worker in started if worker is not None}
+            if not workers:
                 self.warn("The new worker exited before it was ready; waiting for a change.")
                 if preloader is not self.preloader:
                     self.spawn(self.stop_preloader(preloader))
                 return
-            old_workers, self.workers = self.workers, {worker}
+            old_workers, self.workers = self.workers, workers
             for old in old_workers:
                 self.spawn(self.retire_worker(old))
             if preloader is not self.preloader:
@@ -460,7 +471,15 @@ class Supervisor:
         pid = worker.pid if worker else "the first worker"
         self.warn(f"Worker {pid} exited unexpectedly; starting a new one.")
         await asyncio.sleep(delay)
-        await self.reload(cold=False)
+        preloader = await self.current_preloader()
+        if self.workers and preloader is not None and preloader.can_fork:
+            # The others still serve: add one beside them rather than replacing them all.
+            async with self.reload_lock:
+                replacement = await self.start_worker(preloader)
+            if replacement is not None:
+                self.workers.add(replacement)
+        else:
+            await self.reload(cold=False)
         if self.workers:
             self.crashes = 0
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from django_asgiserve import errorpage, handlers
+from django_asgiserve import errorpage, handlers, interrupts
 from django_asgiserve.backends.base import Backend
 from django_asgiserve.channel import Channel, Message
 from django_asgiserve.config import ServerConfig
@@ -37,7 +37,7 @@ def run(
 ) -> NoReturn:
     """Serve until told to stop (or until the supervisor disappears); never returns."""
     inherited = frozenset(sys.modules)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the supervisor, which stops us
+    interrupts.ignore()  # Ctrl+C reaches the supervisor, which stops us
     signal.signal(signal.SIGTERM, lambda *_: stop(backend, config))
     from django.utils import autoreload
 

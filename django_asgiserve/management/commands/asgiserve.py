@@ -67,6 +67,12 @@ class Command(BaseCommand):
             "else the first installed).",
         )
         parser.add_argument(
+            "--workers",
+            type=positive_int,
+            default=1,
+            help="Worker processes serving the socket (default 1). Each reload replaces all.",
+        )
+        parser.add_argument(
             "--graceful-timeout",
             type=seconds,
             help="Seconds in-flight requests get to finish when a worker stops "
@@ -203,3 +209,10 @@ def check_asgi_application() -> None:
             f"ASGI_APPLICATION {path!r} is a {type(application).__name__}, not an ASGI "
             "application (a callable)."
         )
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
