@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from dataclasses import asdict, dataclass, field
+from importlib import import_module
 from typing import Any
 
 ENVIRON_KEY = "ASGISERVE_CONFIG"
@@ -57,6 +58,7 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
 
     from django_asgiserve import backends, conf
 
+    check_asgi_application()
     try:
         serve_settings = conf.load()
     except ImproperlyConfigured as error:
@@ -89,3 +91,47 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
         watch_paths=list(serve_settings.watch_paths),
         watch_ignore=list(serve_settings.watch_ignore),
     )
+
+
+def check_asgi_application() -> None:
+    """Stop with a clear message when ``ASGI_APPLICATION`` cannot name an application.
+
+    A module that does not exist, an attribute it lacks or a value that is not callable are
+    mistakes in the settings, which no worker could serve. An exception raised while the
+    project's module runs is the project's code: the worker shows it (and, with the reloader,
+    serves the application as soon as the file is fixed).
+    """
+    from django.conf import settings
+    from django.core.management.base import CommandError
+
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    if not path:
+        return
+    if not isinstance(path, str) or not all(path.rpartition(".")[::2]):
+        raise CommandError(
+            f"ASGI_APPLICATION must be a dotted path such as 'project.asgi.application', "
+            f"not {path!r}."
+        )
+    module_path, _, name = path.rpartition(".")
+    try:
+        module = import_module(module_path)
+    except ModuleNotFoundError as error:
+        missing = error.name or ""
+        if missing and (module_path == missing or module_path.startswith(f"{missing}.")):
+            raise CommandError(
+                f"ASGI_APPLICATION {path!r} cannot be loaded: there is no module {missing!r}."
+            ) from None
+        return
+    except Exception:
+        return
+    if not hasattr(module, name):
+        raise CommandError(
+            f"ASGI_APPLICATION {path!r} cannot be loaded: module {module_path!r} has no "
+            f"attribute {name!r}."
+        )
+    application = getattr(module, name)
+    if not callable(application):
+        raise CommandError(
+            f"ASGI_APPLICATION {path!r} is a {type(application).__name__}, not an ASGI "
+            "application (a callable)."
+        )

@@ -8,7 +8,6 @@ import os
 import sys
 from argparse import ArgumentParser
 from datetime import datetime
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +90,6 @@ class Command(BaseCommand):
             raise CommandError("You must set settings.ALLOWED_HOSTS if DEBUG is False.")
         address = addrport.parse(options["addrport"], ipv6=options["use_ipv6"])
         server_config = config.resolve(options)
-        check_asgi_application()
         try:
             sock = addrport.bind(address)
         except addrport.BindError as error:
@@ -168,47 +166,6 @@ def seconds(value: str) -> float:
     if not math.isfinite(number) or number < 0:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds (0 or more).")
     return number
-
-
-def check_asgi_application() -> None:
-    """Stop with a clear message when ``ASGI_APPLICATION`` cannot name an application.
-
-    A module that does not exist, an attribute it lacks or a value that is not callable are
-    mistakes in the settings, which no worker could serve. An exception raised while the
-    project's module runs is the project's code: the worker shows it (and, with the reloader,
-    serves the application as soon as the file is fixed).
-    """
-    path = getattr(settings, "ASGI_APPLICATION", None)
-    if not path:
-        return
-    if not isinstance(path, str) or not all(path.rpartition(".")[::2]):
-        raise CommandError(
-            f"ASGI_APPLICATION must be a dotted path such as 'project.asgi.application', "
-            f"not {path!r}."
-        )
-    module_path, _, name = path.rpartition(".")
-    try:
-        module = import_module(module_path)
-    except ModuleNotFoundError as error:
-        missing = error.name or ""
-        if missing and (module_path == missing or module_path.startswith(f"{missing}.")):
-            raise CommandError(
-                f"ASGI_APPLICATION {path!r} cannot be loaded: there is no module {missing!r}."
-            ) from None
-        return
-    except Exception:
-        return
-    if not hasattr(module, name):
-        raise CommandError(
-            f"ASGI_APPLICATION {path!r} cannot be loaded: module {module_path!r} has no "
-            f"attribute {name!r}."
-        )
-    application = getattr(module, name)
-    if not callable(application):
-        raise CommandError(
-            f"ASGI_APPLICATION {path!r} is a {type(application).__name__}, not an ASGI "
-            "application (a callable)."
-        )
 
 
 def positive_int(text: str) -> int:
