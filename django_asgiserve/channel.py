@@ -28,17 +28,22 @@ class Channel:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         return cls(ours), theirs
 
-    def send(self, message: Message, fds: list[int] | None = None) -> None:
+    def send(self, message: Message) -> bool:
+        """Send ``message``; ``False`` if the other end is gone (its reader will notice too)."""
         data = json.dumps(message).encode() + b"\n"
         with self._send_lock:
-            if fds:
-                socket.send_fds(self.sock, [data[:1]], fds)
-                data = data[1:]
-            self.sock.sendall(data)
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                return False
+        return True
 
     def receive(self) -> Message | None:
-        """The next message, or ``None`` once the other end is closed."""
-        line = self._reader.readline()
+        """The next message, or ``None`` once the other end is closed (or reset)."""
+        try:
+            line = self._reader.readline()
+        except OSError:
+            return None
         if not line:
             return None
         message: Message = json.loads(line)
@@ -50,13 +55,16 @@ class Channel:
         Only for a channel whose sender waits for an answer before it sends again, so that a
         read never takes part of the next message (and its descriptors) along.
         """
-        head, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, max_fds)
-        line = bytearray(head)
-        while line and not line.endswith(b"\n"):
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                break
-            line += chunk
+        try:
+            head, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, max_fds)
+            line = bytearray(head)
+            while line and not line.endswith(b"\n"):
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                line += chunk
+        except OSError:
+            return None, []
         if not line.endswith(b"\n"):
             return None, fds
         return json.loads(line), fds

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from django_asgiserve import backends
+from django_asgiserve.proxy import DEFAULT_ALLOW_IPS, TrustedProxies
 
 DEFAULTS: dict[str, Any] = {
     "BACKEND": "auto",
@@ -25,6 +26,9 @@ DEFAULTS: dict[str, Any] = {
     "WATCH_PATHS": [],
     "WATCH_IGNORE": [],
     "GRACEFUL_TIMEOUT": None,
+    "PROXY_HEADERS": False,
+    "FORWARDED_ALLOW_IPS": list(DEFAULT_ALLOW_IPS),
+    "LIFESPAN_SIGNALS": False,
 }
 
 
@@ -48,6 +52,9 @@ class ServeSettings:
     watch_paths: tuple[str, ...] = ()
     watch_ignore: tuple[str, ...] = ()
     graceful_timeout: float | None = None
+    proxy_headers: bool = False
+    forwarded_allow_ips: tuple[str, ...] = DEFAULT_ALLOW_IPS
+    lifespan_signals: bool = False
 
 
 def raw() -> dict[str, Any]:
@@ -82,14 +89,22 @@ def problems() -> list[Problem]:
     merged = {**DEFAULTS, **value}
     found += _backend_problems(merged["BACKEND"])
     found += _options_problems(merged["OPTIONS"])
-    if not isinstance(merged["RUNSERVER"], bool):
-        found.append(Problem("asgiserve.E008", "ASGISERVE['RUNSERVER'] must be True or False."))
-    for key in ("WATCH_PATHS", "WATCH_IGNORE"):
+    for key in ("RUNSERVER", "PROXY_HEADERS", "LIFESPAN_SIGNALS"):
+        if not isinstance(merged[key], bool):
+            found.append(Problem("asgiserve.E008", f"ASGISERVE[{key!r}] must be True or False."))
+    for key in ("WATCH_PATHS", "WATCH_IGNORE", "FORWARDED_ALLOW_IPS"):
         entries = merged[key]
         if not isinstance(entries, list | tuple) or not all(isinstance(e, str) for e in entries):
             found.append(
                 Problem("asgiserve.E009", f"ASGISERVE[{key!r}] must be a list of strings.")
             )
+        elif key == "FORWARDED_ALLOW_IPS":
+            try:
+                TrustedProxies(entries)
+            except ValueError as error:
+                found.append(
+                    Problem("asgiserve.E011", f"ASGISERVE['FORWARDED_ALLOW_IPS']: {error}")
+                )
     timeout = merged["GRACEFUL_TIMEOUT"]
     if timeout is not None and (
         isinstance(timeout, bool)
@@ -167,4 +182,7 @@ def load() -> ServeSettings:
         watch_paths=tuple(merged["WATCH_PATHS"]),
         watch_ignore=tuple(merged["WATCH_IGNORE"]),
         graceful_timeout=None if timeout is None else float(timeout),
+        proxy_headers=merged["PROXY_HEADERS"],
+        forwarded_allow_ips=tuple(e.strip() for e in merged["FORWARDED_ALLOW_IPS"]),
+        lifespan_signals=merged["LIFESPAN_SIGNALS"],
     )

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from importlib import import_module
 from typing import Any
 
+from django_asgiserve.proxy import DEFAULT_ALLOW_IPS, TrustedProxies
+
 ENVIRON_KEY = "ASGISERVE_CONFIG"
 
 #: Seconds a worker gets to finish in-flight requests when it is stopped, by default.
@@ -35,6 +37,11 @@ class ServerConfig:
     sys_path: list[str] = field(default_factory=lambda: list(sys.path))
     watch_paths: list[str] = field(default_factory=list)
     watch_ignore: list[str] = field(default_factory=list)
+    #: Whether ``X-Forwarded-For``/``-Proto`` from ``forwarded_allow_ips`` peers are believed.
+    proxy_headers: bool = False
+    forwarded_allow_ips: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOW_IPS))
+    #: Whether workers send ``worker_started``/``worker_stopping`` (see :mod:`signals`).
+    lifespan_signals: bool = False
     #: File descriptors of the listening sockets, as numbered in the children.
     socket_fds: list[int] = field(default_factory=list)
 
@@ -74,6 +81,17 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
         grace = serve_settings.graceful_timeout
     if grace is None:
         grace = DEVELOPMENT_GRACE if reload else PRODUCTION_GRACE
+    proxy_headers = options.get("proxy_headers")
+    if proxy_headers is None:
+        proxy_headers = serve_settings.proxy_headers
+    allow_ips = options.get("forwarded_allow_ips")
+    if allow_ips is None:
+        trusted = list(serve_settings.forwarded_allow_ips)
+    else:
+        try:
+            trusted = TrustedProxies.from_option(allow_ips).entries
+        except ValueError as error:
+            raise CommandError(f"--forwarded-allow-ips: {error}") from None
     # The app registry, not INSTALLED_APPS: an app may be listed by its AppConfig's path.
     staticfiles = apps.is_installed("django.contrib.staticfiles")
     return ServerConfig(
@@ -90,6 +108,9 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
         settings_module=settings.SETTINGS_MODULE or os.environ.get("DJANGO_SETTINGS_MODULE", ""),
         watch_paths=list(serve_settings.watch_paths),
         watch_ignore=list(serve_settings.watch_ignore),
+        proxy_headers=bool(proxy_headers),
+        forwarded_allow_ips=trusted,
+        lifespan_signals=serve_settings.lifespan_signals,
     )
 
 

@@ -1,15 +1,16 @@
 """The ASGI layers the worker puts around the project's application, the same on every backend.
 
 From the outside in: lifespan is answered here (Django's handler rejects it, and backends would
-log warnings about that), then requests are logged in runserver's format, then static files are
-served (when runserver would serve them), then the project's ``ASGI_APPLICATION`` runs.
+log warnings about that), then proxy headers are applied (with ``--proxy-headers``; see
+:mod:`proxy`), then requests are logged in runserver's format, then static files are served (when
+runserver would serve them), then the project's ``ASGI_APPLICATION`` runs.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -21,13 +22,25 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 server_logger = logging.getLogger("django.server")
 
 
-def wrap(app: ASGIApp, *, serve_static: bool) -> ASGIApp:
+def wrap(
+    app: ASGIApp,
+    *,
+    serve_static: bool,
+    proxy_headers: bool = False,
+    forwarded_allow_ips: Sequence[str] = (),
+) -> ASGIApp:
     """The project's application with asgiserve's layers around it."""
     if serve_static:
         from django_asgiserve.static import StaticFiles
 
         app = StaticFiles(app)
-    return answer_lifespan(log_requests(app))
+    app = log_requests(app)
+    if proxy_headers:
+        # Outside the log, so that it shows the client the proxy reports.
+        from django_asgiserve.proxy import TrustedProxies, trust_proxy_headers
+
+        app = trust_proxy_headers(app, TrustedProxies(forwarded_allow_ips))
+    return answer_lifespan(app)
 
 
 def answer_lifespan(app: ASGIApp) -> ASGIApp:

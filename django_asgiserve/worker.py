@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from django_asgiserve import errorpage, handlers, interrupts
+from django_asgiserve import errorpage, handlers, interrupts, signals
 from django_asgiserve.backends.base import Backend
 from django_asgiserve.channel import Channel, Message
 from django_asgiserve.config import ServerConfig
@@ -83,7 +83,17 @@ def run(
     sockets = [socket.socket(fileno=fd) for fd in config.socket_fds]
     serve_static = config.serve_static and error is None
     try:
-        backend.serve(handlers.wrap(app, serve_static=serve_static), sockets)
+        application = handlers.wrap(
+            app,
+            serve_static=serve_static,
+            proxy_headers=config.proxy_headers,
+            forwarded_allow_ips=config.forwarded_allow_ips,
+        )
+        if error is None:
+            signals.send(signals.worker_started, config, backend)
+        backend.serve(application, sockets)
+        if error is None:
+            signals.send(signals.worker_stopping, config, backend)
     except Exception:
         traceback.print_exc()
         exit_now(1)

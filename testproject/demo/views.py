@@ -6,6 +6,8 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
+from demo.apps import LIFESPAN
+
 # Returned by the sync and async views. Benchmarks and tests edit this line to
 # measure how quickly a code change is picked up by the reloader.
 MESSAGE = "hello from testproject"
@@ -67,6 +69,7 @@ def headers(request):
     return JsonResponse(
         {
             "scheme": request.scheme,
+            "is_secure": request.is_secure(),
             "remote_addr": request.META.get("REMOTE_ADDR"),
             "host": request.get_host(),
             "path": request.path,
@@ -75,3 +78,8 @@ def headers(request):
             "reverse_sync": reverse("sync"),
         }
     )
+
+
+def lifespan(request):
+    """Whether this worker's ``worker_started`` receiver ran (see ``demo/apps.py``)."""
+    return JsonResponse({**LIFESPAN, "pid": os.getpid()})

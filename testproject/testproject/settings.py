@@ -5,8 +5,9 @@ This project exists to exercise every feature of ``manage.py asgiserve``:
 
 * sync and async views, a template whose edits must show up without a
   restart, a never-ending server-sent-events stream, a slow view, a view
-  reporting the worker PID and one echoing proxy/script-name related request
-  data (see ``demo/views.py``);
+  reporting the worker PID, one echoing proxy/script-name related request
+  data and one telling whether the ``worker_started`` signal reached this
+  worker (see ``demo/views.py`` and ``demo/apps.py``);
 * a plain-ASGI WebSocket echo endpoint routed next to Django in
   ``testproject/asgi.py`` (no Channels needed);
 * static files (``demo/static/demo/app.css``) and the admin, backed by a
@@ -130,4 +131,5 @@ ASGISERVE = {
     "BACKEND": os.environ.get("ASGISERVE_BACKEND", "auto"),
     "OPTIONS": {},
     "RUNSERVER": True,
+    "LIFESPAN_SIGNALS": True,
 }

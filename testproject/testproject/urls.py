@@ -14,6 +14,7 @@ urlpatterns = [
     path("slow/", views.slow, name="slow"),
     path("pid/", views.pid, name="pid"),
     path("headers/", views.headers, name="headers"),
+    path("lifespan/", views.lifespan, name="lifespan"),
     path("admin/", admin.site.urls),
 ]
 

@@ -78,6 +78,19 @@ class Command(BaseCommand):
             f"(default {config.DEVELOPMENT_GRACE:g}, or {config.PRODUCTION_GRACE:g} with "
             "--noreload).",
         )
+        parser.add_argument(
+            "--proxy-headers",
+            action=argparse.BooleanOptionalAction,
+            help="Take the client's address and scheme from X-Forwarded-For and "
+            "X-Forwarded-Proto when the peer is in --forwarded-allow-ips (default: "
+            "ASGISERVE['PROXY_HEADERS'], else off).",
+        )
+        parser.add_argument(
+            "--forwarded-allow-ips",
+            metavar="IPS",
+            help="Comma-separated addresses or networks of the proxies to trust, or '*' for "
+            "any (default: ASGISERVE['FORWARDED_ALLOW_IPS'], else 127.0.0.1,::1).",
+        )
 
     def execute(self, *args: Any, **options: Any) -> Any:
         if options["no_color"]:
