@@ -68,8 +68,13 @@ class Output:
 class Server:
     """One ``manage.py <command>`` process and the ways tests observe it."""
 
-    def __init__(self, project: Path, args: list[str], env: dict[str, str] | None = None,
-                 command: str = "asgiserve") -> None:
+    def __init__(
+        self,
+        project: Path,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        command: str = "asgiserve",
+    ) -> None:
         self.project = project
         environ = {**os.environ, "PYTHONUNBUFFERED": "1", "DJANGO_COLORS": "nocolor"}
         environ.pop("DJANGO_SETTINGS_MODULE", None)
@@ -159,7 +164,13 @@ class Server:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether nothing listens on ``port`` any more.
+
+    ``SO_REUSEADDR`` as a server would use it: connections the server closed linger in
+    TIME_WAIT for a minute, and a plain ``bind()`` fails on those although the port is free.
+    """
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -182,8 +193,13 @@ def start(project: Path) -> Iterator[Callable[..., Server]]:
     """Start servers on ``project``; each is killed, with its whole session, at teardown."""
     servers: list[Server] = []
 
-    def starter(*args: str, env: dict[str, str] | None = None, command: str = "asgiserve",
-                addrport: str | None = "127.0.0.1:0", cwd: Path | None = None) -> Server:
+    def starter(
+        *args: str,
+        env: dict[str, str] | None = None,
+        command: str = "asgiserve",
+        addrport: str | None = "127.0.0.1:0",
+        cwd: Path | None = None,
+    ) -> Server:
         arguments = [*args] + ([addrport] if addrport else [])
         server = Server(cwd or project, arguments, env, command)
         servers.append(server)

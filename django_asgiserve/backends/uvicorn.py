@@ -9,7 +9,12 @@ import socket
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
-from django_asgiserve.backends.base import ASGIApp, Backend, signature_names
+from django_asgiserve.backends.base import (
+    ACCEPTED_SETTLE_SECONDS,
+    ASGIApp,
+    Backend,
+    signature_names,
+)
 
 MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 
@@ -67,7 +72,7 @@ class UvicornBackend(Backend):
             access_log=False,
             log_config=None,
             proxy_headers=False,
-            timeout_graceful_shutdown=self.graceful_timeout,
+            timeout_graceful_shutdown=max(0.0, self.graceful_timeout - ACCEPTED_SETTLE_SECONDS),
             **self.options,
         )
         # uvicorn reports lifecycle at INFO ("Started server process"); runserver's console stays
@@ -83,16 +88,18 @@ class UvicornBackend(Backend):
 
     def stop(self) -> None:
         self._stop_requested = True
-        if self._server is not None:
-            self._server.should_exit = True
         if self._loop is not None:
-            # uvicorn notices should_exit on its next tick (up to 0.1 s); stop accepting now so
-            # that the worker replacing this one gets every new connection at once.
             self._loop.call_soon_threadsafe(self._stop_accepting)
+        elif self._server is not None:
+            self._server.should_exit = True
 
     def _stop_accepting(self) -> None:
+        """Stop accepting at once, so the worker replacing this one gets every new connection;
+        shut down (which closes idle connections) once the ones already accepted are read."""
+        assert self._loop is not None
         for server in getattr(self._server, "servers", []):
             server.close()
+        self._loop.call_later(ACCEPTED_SETTLE_SECONDS, setattr, self._server, "should_exit", True)
 
 
 def not_a_stop_cancellation(record: logging.LogRecord) -> bool:

@@ -1,0 +1,242 @@
+"""Stopping: Ctrl+C and SIGTERM with a stream open, kill -9 of the supervisor, a killed worker.
+
+Each test runs a real ``manage.py asgiserve`` in its own session, so "nothing survives" means no
+live process is left in that session, and "the port is free" means nothing listens on it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import DEADLINE, Server, port_is_free, wait_for
+
+
+class Stream:
+    """A streaming GET read line by line on a thread, until the server ends it."""
+
+    def __init__(self, url: str) -> None:
+        self.lines: list[str] = []
+        self.status: int | None = None
+        self.error: BaseException | None = None
+        self.ended = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(url,), daemon=True)
+        self._thread.start()
+
+    def _read(self, url: str) -> None:
+        try:
+            with httpx.stream("GET", url, timeout=DEADLINE) as response:
+                self.status = response.status_code
+                for line in response.iter_lines():
+                    self.lines.append(line)
+        except httpx.HTTPError as error:
+            self.error = error
+        finally:
+            self.ended.set()
+
+
+def describe(pid: int) -> str:
+    """What a process is and where it waits, for failure messages."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        wchan = (proc / "wchan").read_text()
+        threads = len(list((proc / "task").iterdir()))
+    except OSError as error:
+        return f"{pid}: {error}"
+    return f"{pid} state={stat[0]} ppid={stat[1]} threads={threads} wchan={wchan} {command[:120]}"
+
+
+def wait_for_nothing_left(server: Server, timeout: float = DEADLINE) -> None:
+    assert server.port is not None
+    try:
+        wait_for(lambda: not server.group_pids(), timeout, what="every process to end")
+    except pytest.fail.Exception:
+        survivors = "\n".join(describe(pid) for pid in server.group_pids())
+        print(f"survivors:\n{survivors}\nserver output:\n{server.output}")
+        raise
+    wait_for(lambda: port_is_free(server.port), timeout, what=f"port {server.port} to be free")
+
+
+def established_sockets(port: int) -> set[str]:
+    """Inodes of the established TCP connections whose local port is ``port``."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                inodes.add(inode)
+    return inodes
+
+
+def socket_inodes(pid: int) -> set[str]:
+    """Inodes of the sockets process ``pid`` has open."""
+    inodes = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return inodes
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def worker_connections(pid: int, port: int) -> set[str]:
+    """The open connections on ``port`` that process ``pid`` has accepted (socket inodes)."""
+    return socket_inodes(pid) & established_sockets(port)
+
+
+def open_event_stream(server: Server) -> Stream:
+    """``/events/`` open, with its first event read: the request is in the worker's hands."""
+    stream = Stream(server.url + "/events/")
+    wait_for(
+        lambda: stream.ended.is_set() or any(line.startswith("data:") for line in stream.lines),
+        what="the first event",
+    )
+    assert stream.status == 200 and not stream.ended.is_set(), (stream.error, server.output)
+    return stream
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_stop_with_an_open_stream_exits_cleanly(start, backend, how):
+    server = start("--backend", backend).wait_serving()
+    stream = open_event_stream(server)
+
+    if how == "ctrl-c":
+        server.signal_group(signal.SIGINT)  # what a terminal sends to the foreground group
+    else:
+        os.kill(server.process.pid, signal.SIGTERM)  # the supervisor alone
+    code = server.wait_exit()
+    assert code == 0, server.output
+    wait_for_nothing_left(server)
+    assert stream.ended.wait(DEADLINE), "the stream is still open"
+
+
+def test_ctrl_c_with_an_open_stream_prints_no_traceback(start, backend):
+    """Ending a stream when the grace period is over is the intended outcome, not an error:
+    runserver's console stays quiet on Ctrl+C, whatever a browser tab had open."""
+    server = start("--backend", backend).wait_serving()
+    open_event_stream(server)
+
+    server.signal_group(signal.SIGINT)
+    assert server.wait_exit() == 0, server.output
+    assert "Traceback" not in server.output, server.output
+
+
+def test_kill_9_of_the_supervisor_leaves_nothing_behind(start):
+    server = start("--backend", "uvicorn").wait_serving()
+    wait_for(lambda: len(server.group_pids()) >= 3, what="the preloader and a worker")
+
+    server.process.kill()
+    wait_for_nothing_left(server)
+
+
+def unread_from(pid: int, sender: int) -> int:
+    """Bytes that process ``sender`` sent process ``pid`` over Unix stream sockets and that
+    ``pid`` has not read yet."""
+    theirs = socket_inodes(sender)
+    listing = subprocess.run(["ss", "-x", "-p"], capture_output=True, text=True, check=True)
+    unread = 0
+    for line in listing.stdout.splitlines():
+        # u_str ESTAB <recv-q> <send-q> * <inode> * <peer inode> users:(("python",pid=N,fd=M))
+        fields = line.split()
+        if len(fields) >= 9 and fields[0] == "u_str" and f"pid={pid}," in fields[8]:
+            unread += int(fields[2]) if fields[7] in theirs else 0
+    return unread
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to see socket queues")
+def test_kill_9_of_the_supervisor_with_unread_messages_leaves_nothing_behind(start):
+    """The supervisor dies with a worker's message unread (the kernel then resets the channel
+    instead of closing it): the worker must still end."""
+    server = start("--backend", "uvicorn").wait_serving()
+    supervisor = server.process.pid
+    worker = int(server.get("/pid/").text)
+    os.kill(supervisor, signal.SIGSTOP)  # it stops reading; the worker goes on talking to it
+    try:
+        deadline = time.monotonic() + DEADLINE / 3
+        while not unread_from(supervisor, worker):
+            if time.monotonic() > deadline:
+                pytest.skip("no worker sent anything while the supervisor was stopped")
+            time.sleep(0.02)
+    finally:
+        server.process.kill()
+    wait_for_nothing_left(server)
+
+
+def test_kill_9_of_the_supervisor_ends_a_worker_mid_request(start):
+    server = start("--backend", "uvicorn").wait_serving()
+    assert server.port is not None
+    worker = int(server.get("/pid/").text)
+    outcome: list[object] = []
+
+    def slow_request() -> None:
+        try:
+            outcome.append(httpx.get(server.url + "/slow/?seconds=30", timeout=2 * DEADLINE))
+        except httpx.HTTPError as error:
+            outcome.append(error)
+
+    before = worker_connections(worker, server.port)
+    client = threading.Thread(target=slow_request, daemon=True)
+    client.start()
+    wait_for(
+        lambda: worker_connections(worker, server.port) - before,
+        what="the worker to take the request",
+    )
+
+    server.process.kill()
+    # The request would take 30 seconds: a worker that waits for it rather than ending with its
+    # supervisor is caught well before that.
+    wait_for_nothing_left(server, timeout=DEADLINE / 2)
+    client.join(DEADLINE)
+    assert outcome and isinstance(outcome[0], httpx.HTTPError), outcome
+
+
+def test_a_killed_worker_is_replaced(start):
+    server = start("--backend", "uvicorn").wait_serving()
+    supervisor = server.process.pid
+    worker = int(server.get("/pid/").text)
+
+    os.kill(worker, signal.SIGKILL)
+
+    def new_worker() -> int | None:
+        response = server.try_get("/pid/")
+        if response is None or response.status_code != 200 or int(response.text) == worker:
+            return None
+        return int(response.text)
+
+    replacement = wait_for(new_worker, what="a new worker")
+    assert replacement != supervisor
+    assert server.get("/sync/").text == "hello from testproject"
+    assert server.process.poll() is None and server.process.pid == supervisor
+    server.wait_output(f"Worker {worker} exited unexpectedly")
+
+
+def test_ctrl_c_right_after_start_prints_no_traceback(start):
+    """Ctrl+C as soon as the site answers, while the preloader may still be starting."""
+    server = start("--backend", "uvicorn").wait_serving()
+
+    server.signal_group(signal.SIGINT)
+    assert server.wait_exit() == 0, server.output
+    wait_for_nothing_left(server)
+    assert "Traceback" not in server.output, server.output
+    assert "KeyboardInterrupt" not in server.output, server.output
