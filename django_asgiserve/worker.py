@@ -9,6 +9,7 @@ project's code cannot be loaded it serves the error instead (see :mod:`errorpage
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 import signal
 import socket
@@ -268,9 +269,13 @@ def handle(
 
 
 def stop(backend: Backend, config: ServerConfig) -> None:
+    """Stop serving gracefully, and for sure once the grace period is over."""
     timer = threading.Timer(config.graceful_timeout + HARD_STOP_MARGIN, exit_now, args=(1,))
     timer.daemon = True
     timer.start()
+    # Cancelling what is still open when the grace period ends makes some event loops report
+    # every cancelled task (Python 3.11 with hypercorn, say): expected here, not worth a line.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     backend.stop()
 
 
