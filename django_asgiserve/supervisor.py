@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -75,7 +75,9 @@ class Preloader(Child):
     answer: asyncio.Future[dict[str, Any]] | None = None
     taught: set[str] = field(default_factory=set)
 
-    async def command(self, message: dict[str, Any], fds: list[int] = ()) -> dict[str, Any] | None:
+    async def command(
+        self, message: dict[str, Any], fds: Sequence[int] = ()
+    ) -> dict[str, Any] | None:
         """Send a command and wait for its answer; ``None`` if the preloader is gone."""
         async with self.lock:
             if self.closed.done():
@@ -119,7 +121,6 @@ class Supervisor:
         self.workers: set[Worker] = set()
         self.retiring: set[Child] = set()
         self.stop_requested = asyncio.Event()
-        self.forced = False
         self.reload_lock = asyncio.Lock()
         self.pending_changes: set[Path] = set()
         self.changes_task: asyncio.Task[None] | None = None
@@ -228,8 +229,7 @@ class Supervisor:
         return any(w.ready and not w.ready.result().get("broken") for w in self.workers)
 
     def request_stop(self) -> None:
-        if self.stop_requested.is_set():
-            self.forced = True
+        if self.stop_requested.is_set():  # a second Ctrl+C: no more waiting
             self.kill_everything()
         self.stop_requested.set()
 
@@ -265,7 +265,7 @@ class Supervisor:
     async def start_preloader(self) -> Preloader:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         fds = [s.fileno() for s in self.sockets]
-        config = ServerConfig(**{**vars(self.config), "socket_fds": fds})
+        config = replace(self.config, socket_fds=fds)
         env = {
             **os.environ,
             ENVIRON_KEY: config.to_environ(),
@@ -283,7 +283,7 @@ class Supervisor:
         preloader.pid = process.pid
         preloader.booted = asyncio.get_running_loop().create_future()
         self.listen(preloader)
-        _done, _ = await asyncio.wait(
+        await asyncio.wait(
             [preloader.booted, preloader.closed], return_when=asyncio.FIRST_COMPLETED
         )
         if preloader.booted.done():
