@@ -148,7 +148,9 @@ class Supervisor:
         backend = backends.get(self.config.backend)(
             self.config.options, self.config.graceful_timeout
         )
-        config = replace(self.config, socket_fds=[s.fileno() for s in self.sockets])
+        # The command runs the start-up checks itself; these workers need not repeat them.
+        fds = [s.fileno() for s in self.sockets]
+        config = replace(self.config, socket_fds=fds, skip_checks=True)
         forked = []
         for _ in range(self.config.workers):
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
