@@ -132,9 +132,10 @@ class Command(BaseCommand):
             self.stdout.write("Performing system checks...\n\n")
             try:
                 self.check(display_num_errors=True)
-            except SystemCheckError:
+            except SystemCheckError as error:
                 if not server_config.reload:
                     raise
+                self.stderr.write(str(error))
                 self.stderr.write("The server keeps running; it reloads when you fix the code.")
             except Exception as error:
                 if not server_config.reload:
