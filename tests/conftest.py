@@ -65,6 +65,14 @@ class Output:
         self._thread.join(timeout)
 
 
+def child_environ(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a ``manage.py`` child: unbuffered, uncoloured, its own settings."""
+    environ = {**os.environ, "PYTHONUNBUFFERED": "1", "DJANGO_COLORS": "nocolor"}
+    environ.pop("DJANGO_SETTINGS_MODULE", None)
+    environ.update(env or {})
+    return environ
+
+
 class Server:
     """One ``manage.py <command>`` process and the ways tests observe it."""
 
@@ -76,13 +84,10 @@ class Server:
         command: str = "asgiserve",
     ) -> None:
         self.project = project
-        environ = {**os.environ, "PYTHONUNBUFFERED": "1", "DJANGO_COLORS": "nocolor"}
-        environ.pop("DJANGO_SETTINGS_MODULE", None)
-        environ.update(env or {})
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", command, *args],
             cwd=project,
-            env=environ,
+            env=child_environ(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -161,6 +166,32 @@ class Server:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(10)
+
+
+class EventStream:
+    """A streaming GET (an event stream) read line by line on a thread, until it ends."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        self.lines: list[str] = []
+        self.status: int | None = None
+        self.error: BaseException | None = None
+        self.ended = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(url, headers), daemon=True)
+        self._thread.start()
+
+    def _read(self, url: str, headers: dict[str, str] | None) -> None:
+        try:
+            with httpx.stream("GET", url, headers=headers, timeout=DEADLINE) as response:
+                self.status = response.status_code
+                for line in response.iter_lines():
+                    self.lines.append(line)
+        except httpx.HTTPError as error:
+            self.error = error
+        finally:
+            self.ended.set()
+
+    def count(self, needle: str) -> int:
+        return sum(needle in line for line in self.lines)
 
 
 def port_is_free(port: int) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Output, wait_for
+from tests.conftest import REPO, Output, child_environ, wait_for
 
 #: Runs ``manage.py`` with the packages named in ``argv[1]`` (comma-separated) not installed.
 HIDE_AND_RUN = """
@@ -55,13 +55,10 @@ class Result:
 
 def run(cwd: Path, argv: list[str], env: dict[str, str] | None = None) -> Result:
     """Run a command that should end by itself; fail at once if it starts serving instead."""
-    environ = {**os.environ, "PYTHONUNBUFFERED": "1", "DJANGO_COLORS": "nocolor"}
-    environ.pop("DJANGO_SETTINGS_MODULE", None)
-    environ.update(env or {})
     process = subprocess.Popen(
         [sys.executable, *argv],
         cwd=cwd,
-        env=environ,
+        env=child_environ(env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import DEADLINE, Server, wait_for
+from .conftest import DEADLINE, EventStream, Server, wait_for
 
 ORIGINAL = "hello from testproject"
 RELOADING = "changed, reloading."
@@ -327,32 +327,6 @@ def test_starting_with_broken_code_serves_the_error_then_recovers(start, project
 
 
 # -- django-browser-reload -------------------------------------------------------------------
-
-
-class EventStream:
-    """A ``text/event-stream`` response read line by line on a thread."""
-
-    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
-        self.lines: list[str] = []
-        self.status: int | None = None
-        self.error: BaseException | None = None
-        self.ended = threading.Event()
-        self._thread = threading.Thread(target=self._read, args=(url, headers), daemon=True)
-        self._thread.start()
-
-    def _read(self, url: str, headers: dict[str, str] | None) -> None:
-        try:
-            with httpx.stream("GET", url, headers=headers, timeout=DEADLINE) as response:
-                self.status = response.status_code
-                for line in response.iter_lines():
-                    self.lines.append(line)
-        except httpx.HTTPError as error:
-            self.error = error
-        finally:
-            self.ended.set()
-
-    def count(self, needle: str) -> int:
-        return sum(needle in line for line in self.lines)
 
 
 def test_browser_reload_stream_announces_template_edits(start, project):

@@ -17,30 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import DEADLINE, Server, port_is_free, wait_for
-
-
-class Stream:
-    """A streaming GET read line by line on a thread, until the server ends it."""
-
-    def __init__(self, url: str) -> None:
-        self.lines: list[str] = []
-        self.status: int | None = None
-        self.error: BaseException | None = None
-        self.ended = threading.Event()
-        self._thread = threading.Thread(target=self._read, args=(url,), daemon=True)
-        self._thread.start()
-
-    def _read(self, url: str) -> None:
-        try:
-            with httpx.stream("GET", url, timeout=DEADLINE) as response:
-                self.status = response.status_code
-                for line in response.iter_lines():
-                    self.lines.append(line)
-        except httpx.HTTPError as error:
-            self.error = error
-        finally:
-            self.ended.set()
+from .conftest import DEADLINE, EventStream, Server, port_is_free, wait_for
 
 
 def describe(pid: int) -> str:
@@ -105,9 +82,9 @@ def worker_connections(pid: int, port: int) -> set[str]:
     return socket_inodes(pid) & established_sockets(port)
 
 
-def open_event_stream(server: Server) -> Stream:
+def open_event_stream(server: Server) -> EventStream:
     """``/events/`` open, with its first event read: the request is in the worker's hands."""
-    stream = Stream(server.url + "/events/")
+    stream = EventStream(server.url + "/events/")
     wait_for(
         lambda: stream.ended.is_set() or any(line.startswith("data:") for line in stream.lines),
         what="the first event",
