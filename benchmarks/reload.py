@@ -34,7 +34,7 @@ gets a small view module, template and URLs added to one of its apps before the 
 
 Run it with the interpreter of the venv holding the servers::
 
-    /work/venv312/bin/python benchmarks/reload.py --systems runserver,uvicorn-reload
+    python benchmarks/reload.py --systems runserver,uvicorn-reload
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ wrk reaches; compare ratios, not absolute values, between the two.
 
 Run it with the interpreter of the venv holding the servers::
 
-    /work/venv312/bin/python benchmarks/throughput.py --rounds 3
+    python benchmarks/throughput.py --rounds 3
 """
 
 from __future__ import annotations
