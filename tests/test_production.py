@@ -9,6 +9,7 @@ clients, always connecting from 127.0.0.1: whether that peer is trusted decides 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 
 import pytest
@@ -226,3 +227,35 @@ worker_started.connect(broken, weak=False)""",
     assert server.get("/lifespan/").json()["worker_started"] is True
     wait_for(lambda: "RuntimeError: cache warm-up failed" in server.stderr.text, what="traceback")
     assert "Error in a worker_started receiver" in server.stderr.text
+
+
+# -- workers --------------------------------------------------------------------------------------
+
+
+def worker_pids(server, requests: int = 60) -> set[int]:
+    """Which worker processes answered ``requests`` fresh connections."""
+    return {int(server.get("/pid/").text) for _ in range(requests)}
+
+
+def gather_pids(server, pids: set[int]) -> set[int]:
+    """``pids`` with the workers that answer a few more requests added."""
+    pids.update(worker_pids(server, 10))
+    return pids
+
+
+def test_workers_share_the_socket_and_a_killed_one_is_replaced(start, backend):
+    server = serving(start, "--workers", "2", backend=backend).wait_serving()
+    seen_pids: set[int] = set()
+    wait_for(lambda: len(gather_pids(server, seen_pids)) >= 2, what="two workers")
+    supervisor = server.process.pid
+    assert supervisor not in seen_pids
+    victim = seen_pids.pop()
+    os.kill(victim, signal.SIGKILL)
+    server.wait_output(f"Worker {victim} exited unexpectedly")
+    # The port stays served throughout, and a new worker joins the survivor.
+    replaced: set[int] = set()
+    wait_for(
+        lambda: gather_pids(server, replaced) - {victim} - seen_pids, what="a replacement worker"
+    )
+    assert victim not in worker_pids(server)
+    assert server.process.poll() is None
