@@ -13,6 +13,7 @@ import mimetypes
 import os
 import posixpath
 import stat
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -77,16 +78,21 @@ class StaticFiles:
             return None
         return path, stat_result
 
-    @staticmethod
-    def inside_static_roots(path: Path) -> bool:
-        """Refuse files that only a symlink makes reachable from outside the static roots."""
-        real = path.resolve()
+    @cached_property
+    def static_roots(self) -> tuple[Path, ...]:
+        """The real directories the finders serve from (fixed for a worker's life)."""
+        roots = []
         for finder in finders.get_finders():
             for storage in getattr(finder, "storages", {}).values():
                 location = getattr(storage, "location", None)
-                if location and real.is_relative_to(Path(location).resolve()):
-                    return True
-        return False
+                if location:
+                    roots.append(Path(location).resolve())
+        return tuple(roots)
+
+    def inside_static_roots(self, path: Path) -> bool:
+        """Refuse files that only a symlink makes reachable from outside the static roots."""
+        real = path.resolve()
+        return any(real.is_relative_to(root) for root in self.static_roots)
 
     async def send_file(self, scope: Scope, send: Send, path: Path, st: os.stat_result) -> None:
         headers = dict(scope.get("headers", []))

@@ -144,9 +144,6 @@ class WorkerReloader:
             return
         self.directory_globs[directory].add(glob)
 
-    def watch_file(self, path: str | Path) -> None:
-        self.extra_files.add(Path(path).absolute())
-
     def watch_request(self) -> dict[str, Any]:
         """What the supervisor should watch for this worker."""
         from django_asgiserve.watch import project_roots
@@ -163,7 +160,8 @@ class WorkerReloader:
 
         return module_files() | {Path(os.path.realpath(f)) for f in autoreload._error_files}
 
-    def is_watched(self, path: Path) -> bool:
+    def is_watched(self, path: Path, modules: set[Path]) -> bool:
+        """Whether Django's reloader would watch ``path``, given the imported ``modules``."""
         if path in self.extra_files:
             return True
         for directory, globs in self.directory_globs.items():
@@ -171,21 +169,22 @@ class WorkerReloader:
                 relative = path.relative_to(directory).as_posix()
                 if any(glob_matches(relative, glob) for glob in globs):
                     return True
-        return Path(os.path.realpath(path)) in self.module_files()
+        return Path(os.path.realpath(path)) in modules
 
     def classify(self, paths: list[str]) -> tuple[str, list[str]]:
         """``"none"``, ``"reload"`` or ``"cold"`` for a batch of changes, and the files that
         call for it."""
         from django.utils.autoreload import file_changed
 
+        modules = self.module_files()  # once per batch: a checkout can change hundreds of files
         reasons = []
         for raw in paths:
             path = Path(raw)
             if self.broken:
-                if path.suffix == ".py" or self.is_watched(path):
+                if path.suffix == ".py" or self.is_watched(path, modules):
                     reasons.append(raw)
                 continue
-            if not self.is_watched(path):
+            if not self.is_watched(path, modules):
                 continue
             results = file_changed.send(sender=self, file_path=path)
             if not any(result for _receiver, result in results):
