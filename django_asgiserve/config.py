@@ -23,6 +23,14 @@ PRODUCTION_GRACE = 10.0
 
 
 @dataclass(frozen=True)
+class TLSFiles:
+    """The PEM certificate (chain) and private key HTTPS is served with."""
+
+    certfile: str
+    keyfile: str
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     backend: str
     options: dict[str, Any] = field(default_factory=dict)
@@ -44,6 +52,17 @@ class ServerConfig:
     lifespan_signals: bool = False
     #: File descriptors of the listening sockets, as numbered in the children.
     socket_fds: list[int] = field(default_factory=list)
+    #: Serve HTTPS with this certificate and key (both set) or plain HTTP (both empty).
+    certfile: str = ""
+    keyfile: str = ""
+
+    @property
+    def tls(self) -> TLSFiles | None:
+        return TLSFiles(self.certfile, self.keyfile) if self.certfile else None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.certfile else "http"
 
     def to_environ(self) -> str:
         return json.dumps(asdict(self))
@@ -92,6 +111,7 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
             trusted = TrustedProxies.from_option(allow_ips).entries
         except ValueError as error:
             raise CommandError(f"--forwarded-allow-ips: {error}") from None
+    certfile, keyfile = tls_files(options.get("certfile"), options.get("keyfile"))
     # The app registry, not INSTALLED_APPS: an app may be listed by its AppConfig's path.
     staticfiles = apps.is_installed("django.contrib.staticfiles")
     return ServerConfig(
@@ -111,7 +131,41 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
         proxy_headers=bool(proxy_headers),
         forwarded_allow_ips=trusted,
         lifespan_signals=serve_settings.lifespan_signals,
+        certfile=certfile,
+        keyfile=keyfile,
     )
+
+
+def tls_files(certfile: str | None, keyfile: str | None) -> tuple[str, str]:
+    """Absolute paths of a certificate and key that load together, or CommandError.
+
+    Loading them here turns a wrong path, a key that does not match or a password-protected
+    key into one message before anything is served, instead of a failure in every worker.
+    """
+    import ssl
+
+    from django.core.management.base import CommandError
+
+    if not certfile and not keyfile:
+        return "", ""
+    if not certfile or not keyfile:
+        raise CommandError("--certfile and --keyfile go together: give both to serve HTTPS.")
+    paths = []
+    for option, value in (("--certfile", certfile), ("--keyfile", keyfile)):
+        path = os.path.abspath(value)
+        if not os.path.isfile(path):
+            raise CommandError(f"{option} {value!r}: no such file.")
+        paths.append(path)
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            paths[0], paths[1], password=lambda: b""
+        )
+    except (ssl.SSLError, ValueError) as error:
+        raise CommandError(
+            f"--certfile {certfile!r} and --keyfile {keyfile!r} cannot be used together: "
+            f"{error.args[-1] if error.args else error} (an encrypted key is not supported)."
+        ) from None
+    return paths[0], paths[1]
 
 
 def check_asgi_application() -> None:

@@ -41,7 +41,7 @@ def main() -> None:
     config = ServerConfig.from_environ()
     channel = Channel(socket.socket(fileno=int(os.environ.pop(CHANNEL_FD_KEY))))
     os.environ["DJANGO_SETTINGS_MODULE"] = config.settings_module
-    backend = backends.get(config.backend)(config.options, config.graceful_timeout)
+    backend = backends.get(config.backend)(config)
     backend.preload()
 
     setup_error = set_up_django()

@@ -145,9 +145,7 @@ class Supervisor:
         is served without waiting for a new interpreter. Only before any thread has started."""
         if not hasattr(os, "fork") or threading.active_count() > 1:
             return []
-        backend = backends.get(self.config.backend)(
-            self.config.options, self.config.graceful_timeout
-        )
+        backend = backends.get(self.config.backend)(self.config)
         # The command runs the start-up checks itself; these workers need not repeat them.
         fds = [s.fileno() for s in self.sockets]
         config = replace(self.config, socket_fds=fds, skip_checks=True)

@@ -14,7 +14,10 @@ import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from django_asgiserve.config import ServerConfig, TLSFiles
 
 ASGIApp = Callable[..., Any]
 
@@ -49,9 +52,12 @@ class Backend(ABC):
     #: Packages that must be imported in each worker, never in the preloader.
     worker_only_packages: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, options: Mapping[str, Any], graceful_timeout: float) -> None:
-        self.options = dict(options)
-        self.graceful_timeout = graceful_timeout
+    def __init__(self, config: ServerConfig) -> None:
+        self.options: dict[str, Any] = dict(config.options)
+        self.graceful_timeout = config.graceful_timeout
+        #: The certificate and key to serve HTTPS with (HTTP/2 by ALPN where the server can),
+        #: or None for plain HTTP.
+        self.tls: TLSFiles | None = config.tls
 
     @classmethod
     def is_installed(cls) -> bool:

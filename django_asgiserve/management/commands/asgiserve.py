@@ -92,6 +92,14 @@ class Command(BaseCommand):
             "any (default: ASGISERVE['FORWARDED_ALLOW_IPS'], else 127.0.0.1,::1).",
         )
 
+        parser.add_argument(
+            "--certfile",
+            metavar="PATH",
+            help="Serve HTTPS with this PEM certificate (chain); HTTP/2 is offered by ALPN on "
+            "the backends that speak it. Needs --keyfile.",
+        )
+        parser.add_argument("--keyfile", metavar="PATH", help="The certificate's private key.")
+
     def execute(self, *args: Any, **options: Any) -> Any:
         if options["no_color"]:
             # As runserver: the request log's formatter reads this in every worker.
@@ -156,7 +164,7 @@ class Command(BaseCommand):
             datetime.now().strftime("%B %d, %Y - %X"),
             f"Django version {django.get_version()}, using settings {settings.SETTINGS_MODULE!r}",
             f"Starting ASGI/{backend.name} {backend.version()} {mode} server at "
-            f"{address.url(port)}",
+            f"{address.url(port, server_config.scheme)}",
             f"Quit the server with {quit_command}.",
         ]
         if os.environ.get("DJANGO_RUNSERVER_HIDE_WARNING") != "true":
