@@ -48,8 +48,14 @@ class Address:
             return f"[{self.host}]"
         return "0.0.0.0" if self.host == "0" else self.host
 
-    def url(self, port: int, scheme: str = "http") -> str:
-        return f"{scheme}://{self.display_host}:{port}/"
+    def url(self, scheme: str = "http") -> str:
+        return f"{scheme}://{self.display_host}:{self.port}/"
+
+    @classmethod
+    def of(cls, sock: socket.socket) -> Address:
+        """The address a bound TCP socket listens on."""
+        host, port = sock.getsockname()[:2]
+        return cls(host, port, sock.family == socket.AF_INET6)
 
 
 def parse(addrport: str | None, *, ipv6: bool = False) -> Address:

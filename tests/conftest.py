@@ -82,10 +82,13 @@ class Server:
         args: list[str],
         env: dict[str, str] | None = None,
         command: str = "asgiserve",
+        launcher: tuple[str, ...] = (),
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.project = project
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", command, *args],
+            [sys.executable, *launcher, "manage.py", command, *args],
+            pass_fds=pass_fds,
             cwd=project,
             env=child_environ(env),
             stdin=subprocess.DEVNULL,
@@ -230,9 +233,11 @@ def start(project: Path) -> Iterator[Callable[..., Server]]:
         command: str = "asgiserve",
         addrport: str | None = "127.0.0.1:0",
         cwd: Path | None = None,
+        launcher: tuple[str, ...] = (),
+        pass_fds: tuple[int, ...] = (),
     ) -> Server:
         arguments = [*args] + ([addrport] if addrport else [])
-        server = Server(cwd or project, arguments, env, command)
+        server = Server(cwd or project, arguments, env, command, launcher, pass_fds)
         servers.append(server)
         return server
 

@@ -68,16 +68,16 @@ def test_invalid(text, ipv6, message):
 
 
 @pytest.mark.parametrize(
-    ("address", "port", "url"),
+    ("address", "url"),
     [
-        (Address("127.0.0.1", 8000), 8000, "http://127.0.0.1:8000/"),
-        (Address("0", 0), 43210, "http://0.0.0.0:43210/"),
-        (Address("::1", 0, True), 43210, "http://[::1]:43210/"),
-        (Address("localhost", 8000, True), 8000, "http://localhost:8000/"),
+        (Address("127.0.0.1", 8000), "http://127.0.0.1:8000/"),
+        (Address("0", 43210), "http://0.0.0.0:43210/"),
+        (Address("::1", 43210, True), "http://[::1]:43210/"),
+        (Address("localhost", 8000, True), "http://localhost:8000/"),
     ],
 )
-def test_url_shows_the_bound_port_and_runserver_host(address, port, url):
-    assert address.url(port) == url
+def test_url_shows_runserver_host(address, url):
+    assert address.url() == url
 
 
 @given(st.text(), st.booleans())

@@ -180,11 +180,8 @@ def test_banner(live):
     assert f"ASGI/{live.backend} {version(live.backend)} " in out
     assert f"server at http://127.0.0.1:{live.port}/\n" in out
     assert "Quit the server with CONTROL-C.\n" in out
-    assert (
-        "WARNING: This is a development server. Do not use it in a production setting. "
-        "Use a production WSGI or ASGI server instead." in out
-    )
-    assert "https://docs.djangoproject.com/en/" in out
+    # --noreload serves with a production server: runserver's warning would be wrong here.
+    assert "development server" not in out
     # --skip-checks: no checks were run.
     assert "Performing system checks" not in out
     assert "System check identified" not in out
@@ -334,8 +331,17 @@ def test_ipv6_loopback(start, args):
     assert response.text == MESSAGE
 
 
-def test_production_warning_can_be_hidden(start):
-    server = start("--noreload", "--skip-checks", env={"DJANGO_RUNSERVER_HIDE_WARNING": "true"})
+def test_development_warning_with_the_reloader(start):
+    out = start("--skip-checks").wait_serving().stdout.text
+    assert (
+        "WARNING: This is a development server. Do not use it in a production setting. "
+        "Use a production WSGI or ASGI server instead." in out
+    )
+    assert "https://docs.djangoproject.com/en/" in out
+
+
+def test_development_warning_can_be_hidden(start):
+    server = start("--skip-checks", env={"DJANGO_RUNSERVER_HIDE_WARNING": "true"})
     server.wait_serving()
     out = server.stdout.text
     assert "Quit the server with CONTROL-C." in out

@@ -7,6 +7,7 @@ import math
 import os
 import sys
 from argparse import ArgumentParser
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, SystemCheckEr
 from django.db import connections
 from django.utils.version import get_docs_version
 
-from django_asgiserve import addrport, backends, config, watch
+from django_asgiserve import activation, addrport, backends, config, watch
 from django_asgiserve.supervisor import Supervisor
 from django_asgiserve.worker import module_files
 
@@ -109,24 +110,34 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG and not settings.ALLOWED_HOSTS:
             raise CommandError("You must set settings.ALLOWED_HOSTS if DEBUG is False.")
+        sockets = activation.inherited_sockets()
+        if sockets and options["addrport"]:
+            raise CommandError(
+                "The server was started with sockets from systemd (LISTEN_FDS): leave out the "
+                "address and port, the .socket unit sets them."
+            )
         address = addrport.parse(options["addrport"], ipv6=options["use_ipv6"])
         server_config = config.resolve(options)
-        try:
-            sock = addrport.bind(address)
-        except addrport.BindError as error:
-            self.stderr.write(f"Error: {error}")
-            sys.exit(1)
+        if sockets:
+            addresses = [addrport.Address.of(sock) for sock in sockets]
+        else:
+            try:
+                sockets = [addrport.bind(address)]
+            except addrport.BindError as error:
+                self.stderr.write(f"Error: {error}")
+                sys.exit(1)
+            addresses = [replace(address, port=sockets[0].getsockname()[1])]
         supervisor = Supervisor(
             server_config,
-            [sock],
+            sockets,
             say=self.stdout.write,
             warn=lambda text: self.stderr.write(self.style.WARNING(text)),
             excluded_dirs=[Path(p) for p in (settings.MEDIA_ROOT, settings.STATIC_ROOT) if p],
             initial_roots=watch.project_roots(module_files()),
         )
-        port = sock.getsockname()[1]
+        urls = [each.url(server_config.scheme) for each in addresses]
         try:
-            code = supervisor.serve(lambda: self.before_serving(server_config, address, port))
+            code = supervisor.serve(lambda: self.before_serving(server_config, urls))
         except SystemCheckError as error:
             raise CommandError(str(error)) from None
         if code:
@@ -134,7 +145,7 @@ class Command(BaseCommand):
         if options.get("shutdown_message"):
             self.stdout.write(options["shutdown_message"])
 
-    def before_serving(self, server_config: config.ServerConfig, address: Any, port: int) -> None:
+    def before_serving(self, server_config: config.ServerConfig, urls: list[str]) -> None:
         """runserver's checks and banner, printed while the first worker starts."""
         if not server_config.skip_checks:
             self.stdout.write("Performing system checks...\n\n")
@@ -154,9 +165,9 @@ class Command(BaseCommand):
         finally:
             for connection in connections.all(initialized_only=True):
                 connection.close()
-        self.stdout.write(self.banner(server_config, address, port))
+        self.stdout.write(self.banner(server_config, urls))
 
-    def banner(self, server_config: config.ServerConfig, address: Any, port: int) -> str:
+    def banner(self, server_config: config.ServerConfig, urls: list[str]) -> str:
         backend = backends.get(server_config.backend)
         quit_command = "CTRL-BREAK" if sys.platform == "win32" else "CONTROL-C"
         mode = "development" if server_config.reload else "(no reload)"
@@ -164,10 +175,12 @@ class Command(BaseCommand):
             datetime.now().strftime("%B %d, %Y - %X"),
             f"Django version {django.get_version()}, using settings {settings.SETTINGS_MODULE!r}",
             f"Starting ASGI/{backend.name} {backend.version()} {mode} server at "
-            f"{address.url(port, server_config.scheme)}",
+            f"{urls[0]}",
+            *(f"Also listening at {url}" for url in urls[1:]),
             f"Quit the server with {quit_command}.",
         ]
-        if os.environ.get("DJANGO_RUNSERVER_HIDE_WARNING") != "true":
+        # The warning is about reloading: with --noreload the backend is a production server.
+        if server_config.reload and os.environ.get("DJANGO_RUNSERVER_HIDE_WARNING") != "true":
             lines.append(
                 self.style.WARNING(
                     "WARNING: This is a development server. Do not use it in a production "
