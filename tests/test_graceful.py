@@ -1,0 +1,106 @@
+"""Production stops and restarts, on every backend: SIGTERM lets in-flight requests finish,
+SIGHUP replaces the workers under continuous requests without refusing or failing one."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import httpx
+
+from .conftest import DEADLINE, Server, wait_for
+
+
+def pid_of_worker(server: Server) -> int:
+    return int(server.get("/pid/").text)
+
+
+class Poller:
+    """Continuous requests on fresh connections from a thread; keeps every outcome."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.results: list[tuple[int | None, str]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+        self.thread.start()
+
+    def poll(self) -> None:
+        limits = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(base_url=self.server.url, limits=limits, timeout=DEADLINE) as client:
+            while not self.stop.is_set():
+                try:
+                    response = client.get("/pid/")
+                except httpx.HTTPError as error:
+                    self.results.append((None, repr(error)))
+                else:
+                    self.results.append((response.status_code, response.text))
+
+    def finish(self) -> list[tuple[int | None, str]]:
+        self.stop.set()
+        self.thread.join(DEADLINE)
+        return self.results
+
+
+#: A slow view that says when it has started, so SIGTERM is sent with the request in a worker.
+ANNOUNCED_SLOW_VIEW = """
+
+import asyncio as _asyncio
+import pathlib as _pathlib
+
+from django.http import HttpResponse as _HttpResponse
+
+
+async def _announced_slow(request):
+    _pathlib.Path(request.GET["marker"]).touch()
+    await _asyncio.sleep(2)
+    return _HttpResponse("slow done")
+
+
+urlpatterns.append(path("announced-slow/", _announced_slow))
+"""
+
+
+def test_sigterm_lets_a_slow_request_finish(start, project, backend, tmp_path):
+    urls = project / "testproject" / "urls.py"
+    urls.write_text(urls.read_text() + ANNOUNCED_SLOW_VIEW)
+    marker = tmp_path / "started"
+    server = start("--noreload", "--skip-checks", "--backend", backend).wait_serving()
+    outcome: list[object] = []
+
+    def slow_request() -> None:
+        try:
+            url = f"{server.url}/announced-slow/?marker={marker}"
+            outcome.append(httpx.get(url, timeout=DEADLINE))
+        except httpx.HTTPError as error:
+            outcome.append(error)
+
+    client = threading.Thread(target=slow_request, daemon=True)
+    client.start()
+    wait_for(marker.exists, what="the slow request to start in a worker")
+    server.process.send_signal(signal.SIGTERM)
+    client.join(DEADLINE)
+    assert outcome, "the slow request never finished"
+    response = outcome[0]
+    assert isinstance(response, httpx.Response), (response, server.output)
+    assert (response.status_code, response.text) == (200, "slow done")
+    assert server.wait_exit() == 0, server.output
+
+
+def test_sighup_replaces_workers_without_refusing_a_request(start, backend):
+    server = start("--noreload", "--skip-checks", "--backend", backend).wait_serving()
+    old_pid = pid_of_worker(server)
+    poller = Poller(server)
+    wait_for(lambda: len(poller.results) > 5, what="requests before the SIGHUP")
+    server.process.send_signal(signal.SIGHUP)
+    wait_for(
+        lambda: poller.results and poller.results[-1][1] not in ("", str(old_pid)),
+        what="a new worker answering",
+    )
+    # Keep polling a little past the switch, while the old worker retires.
+    served = len(poller.results)
+    wait_for(lambda: len(poller.results) > served + 20, what="requests after the switch")
+    results = poller.finish()
+    failures = [result for result in results if result[0] != 200]
+    assert not failures, f"{len(failures)}/{len(results)} failed: {failures[:5]}\n{server.output}"
+    assert server.process.poll() is None, "SIGHUP stopped the server"
