@@ -1,20 +1,21 @@
 #!/usr/bin/env python
 """Throughput benchmark: a backend's own CLI vs ``manage.py asgiserve --noreload`` on it.
 
-For each backend (uvicorn, daphne, hypercorn) it serves a copy of the project twice, on a free
-loopback port each time: (a) with the backend's own command line
-(``uvicorn testproject.asgi:application`` ...; access logs off where the CLI allows; same worker
-count) and (b) with ``python manage.py asgiserve --noreload --backend B``. The two are
-interleaved (A, B, A, B ... over ``--rounds``) and the median requests per second of each is
-reported. DEBUG is off (``ASGISERVE_DEMO_DEBUG=0``, plus an overlay forcing it for other
-projects) so per-request log lines do not dominate.
+For each backend (uvicorn, daphne, hypercorn, granian, gunicorn) it serves a copy of the
+project twice, on a free loopback port each time: (a) with the backend's own command line
+(``uvicorn testproject.asgi:application`` ...; for gunicorn, ``gunicorn -k
+uvicorn_worker.UvicornWorker``; access logs off where the CLI allows; same worker count) and (b)
+with ``python manage.py asgiserve --noreload --backend B``. The two are interleaved (A, B, A,
+B ... over ``--rounds``) and the median requests per second of each is reported. DEBUG is off
+(``ASGISERVE_DEMO_DEBUG=0``, plus an overlay forcing it for other projects) so per-request log
+lines do not dominate.
 
 Modes:
 
 * default: ``/sync/`` (``--async`` adds ``/async/``), one worker each;
-* ``--workers N``: ``uvicorn --workers N``, ``hypercorn -w N``, ``gunicorn -k
-  uvicorn_worker.UvicornWorker -w N`` vs ``asgiserve --workers N`` (daphne has no workers: its
-  CLI column is "n/a");
+* ``--workers N``: ``uvicorn --workers N``, ``hypercorn -w N``, ``granian --workers N``,
+  ``gunicorn -k uvicorn_worker.UvicornWorker -w N`` vs ``asgiserve --backend B --workers N``
+  (daphne has no workers: its CLI column is "n/a");
 * ``--static``: a 10 MB file written to the copy's ``demo/static/demo/`` (or ``--app``'s static
   dir) is fetched instead; the CLIs serve the project wrapped in Django's
   ``ASGIStaticFilesHandler`` (with DEBUG off, as ``asgiserve --insecure`` does, when asgiserve
@@ -82,6 +83,13 @@ def hypercorn_cli(target: str, port: int, workers: int) -> list[str]:
     return cmd + (["-w", str(workers)] if workers > 1 else [])
 
 
+def granian_cli(target: str, port: int, workers: int) -> list[str]:
+    """``granian --interface asginl`` (no lifespan, as asgiserve; no access log by default)."""
+    cmd = [*h.console_script("granian"), "--interface", "asginl", "--host", h.HOST]
+    cmd += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    return [*cmd, target]
+
+
 def gunicorn_cli(target: str, port: int, workers: int) -> list[str]:
     """``gunicorn`` with uvicorn-worker's ``UvicornWorker`` (no access log by default)."""
     return [
@@ -118,24 +126,22 @@ def pairs_for(backends: list[str], workers: int) -> list[Pair]:
     for backend in backends:
         if backend == "uvicorn":
             pairs.append(Pair("uvicorn", "uvicorn", uvicorn_cli, ("uvicorn",)))
-            if workers > 1:
-                pairs.append(
-                    Pair(
-                        "uvicorn (CLI: gunicorn)",
-                        "uvicorn",
-                        gunicorn_cli,
-                        ("uvicorn", "gunicorn", "uvicorn_worker"),
-                    )
-                )
         elif backend == "daphne":
             pairs.append(
                 Pair("daphne", "daphne", daphne_cli if workers == 1 else None, ("daphne",))
             )
         elif backend == "hypercorn":
             pairs.append(Pair("hypercorn", "hypercorn", hypercorn_cli, ("hypercorn",)))
+        elif backend == "granian":
+            pairs.append(Pair("granian", "granian", granian_cli, ("granian",)))
+        elif backend == "gunicorn":
+            # The same arbiter and worker class on both sides: asgiserve --backend gunicorn runs
+            # gunicorn's arbiter with uvicorn-worker's UvicornWorker.
+            pairs.append(Pair("gunicorn", "gunicorn", gunicorn_cli, ("gunicorn", "uvicorn_worker")))
         else:
             raise SystemExit(
-                f"unknown backend {backend!r}: choose among uvicorn, daphne, hypercorn"
+                f"unknown backend {backend!r}: choose among uvicorn, daphne, hypercorn, granian, "
+                "gunicorn"
             )
     return pairs
 
@@ -560,7 +566,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--backends",
-        default="uvicorn,daphne,hypercorn",
+        default="uvicorn,daphne,hypercorn,granian,gunicorn",
         help="comma-separated backends (default: %(default)s)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default: 3)")

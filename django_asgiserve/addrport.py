@@ -98,3 +98,15 @@ def bind(address: Address) -> socket.socket:
         raise BindError(BIND_ERRORS.get(error.errno or 0, str(error))) from error
     sock.set_inheritable(True)
     return sock
+
+
+def bind_datagram(stream: socket.socket) -> socket.socket:
+    """An inheritable UDP socket on the address and port of the listening ``stream`` (HTTP/3)."""
+    sock = socket.socket(stream.family, socket.SOCK_DGRAM)
+    try:
+        sock.bind(stream.getsockname())
+    except OSError as error:
+        sock.close()
+        raise BindError(BIND_ERRORS.get(error.errno or 0, str(error))) from error
+    sock.set_inheritable(True)
+    return sock

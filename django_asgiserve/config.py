@@ -11,9 +11,12 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django_asgiserve.proxy import DEFAULT_ALLOW_IPS, TrustedProxies
+
+if TYPE_CHECKING:
+    from django_asgiserve.backends import Backend
 
 ENVIRON_KEY = "ASGISERVE_CONFIG"
 
@@ -55,6 +58,8 @@ class ServerConfig:
     #: Serve HTTPS with this certificate and key (both set) or plain HTTP (both empty).
     certfile: str = ""
     keyfile: str = ""
+    #: Also serve HTTP/3 on a UDP socket at the same address (hypercorn, with TLS, one worker).
+    http3: bool = False
 
     @property
     def tls(self) -> TLSFiles | None:
@@ -112,6 +117,9 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
         except ValueError as error:
             raise CommandError(f"--forwarded-allow-ips: {error}") from None
     certfile, keyfile = tls_files(options.get("certfile"), options.get("keyfile"))
+    http3 = bool(options.get("http3"))
+    if http3:
+        check_http3(backend, bool(certfile), options.get("workers") or 1)
     # The app registry, not INSTALLED_APPS: an app may be listed by its AppConfig's path.
     staticfiles = apps.is_installed("django.contrib.staticfiles")
     return ServerConfig(
@@ -133,6 +141,7 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
         lifespan_signals=serve_settings.lifespan_signals,
         certfile=certfile,
         keyfile=keyfile,
+        http3=http3,
     )
 
 
@@ -156,16 +165,43 @@ def tls_files(certfile: str | None, keyfile: str | None) -> tuple[str, str]:
         if not os.path.isfile(path):
             raise CommandError(f"{option} {value!r}: no such file.")
         paths.append(path)
+    # OpenSSL asks for a password only when the key is encrypted.
+    asked_password: list[bool] = []
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
-            paths[0], paths[1], password=lambda: b""
+            paths[0], paths[1], password=lambda: asked_password.append(True) or b""
         )
     except (ssl.SSLError, ValueError) as error:
+        reason = error.args[-1] if error.args else error
+        if asked_password:
+            reason = "an encrypted key is not supported"
         raise CommandError(
-            f"--certfile {certfile!r} and --keyfile {keyfile!r} cannot be used together: "
-            f"{error.args[-1] if error.args else error} (an encrypted key is not supported)."
+            f"--certfile {certfile!r} and --keyfile {keyfile!r} cannot be used together: {reason}."
         ) from None
     return paths[0], paths[1]
+
+
+def check_http3(backend: type[Backend], tls: bool, workers: int) -> None:
+    """CommandError unless ``--http3`` can be served: hypercorn with aioquic, TLS, one worker."""
+    import importlib.util
+
+    from django.core.management.base import CommandError
+
+    if not backend.serves_http3:
+        raise CommandError(
+            f"--http3 is served by the hypercorn backend only, not by {backend.name}."
+        )
+    if not tls:
+        raise CommandError("--http3 needs --certfile and --keyfile: QUIC is always encrypted.")
+    if importlib.util.find_spec("aioquic") is None:
+        raise CommandError(
+            "HTTP/3 needs aioquic, which is not installed.\nHINT: Install it with: pip install "
+            '"django-asgiserve[http3]"'
+        )
+    if workers > 1:
+        # The workers would share one UDP socket, and the kernel would hand each datagram of a
+        # QUIC connection to any of them, while only one knows the connection.
+        raise CommandError("--http3 serves one worker only: leave out --workers.")
 
 
 def check_asgi_application() -> None:

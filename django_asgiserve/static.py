@@ -13,6 +13,7 @@ import mimetypes
 import os
 import posixpath
 import stat
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,20 @@ CHUNK_SIZE = 256 * 1024
 
 
 class DjangoStaticFiles(ASGIStaticFilesHandler):
-    """Django's handler, except that a path escaping the static roots (``/static/../x.py``)
-    is a 404 like any missing file; Django's own lets ``SuspiciousFileOperation`` escape as an
-    unhandled exception: a 500 and a traceback on the console."""
+    """Django's handler, except that a path escaping the static roots (``/static/../x.py``, or
+    a symlink out of them) is a 404 like any missing file; Django's own lets
+    ``SuspiciousFileOperation`` escape as an unhandled exception (a 500 and a traceback on the
+    console) and serves whatever a symlink points to."""
+
+    def __init__(self, app: ASGIApp, inside: Callable[[Path], bool]) -> None:
+        super().__init__(app)
+        self.inside = inside
 
     def serve(self, request: Any) -> Any:
         try:
+            match = finders.find(posixpath.normpath(self.file_path(request.path)).lstrip("/"))
+            if match and not self.inside(Path(match if isinstance(match, str) else match[0])):
+                raise SuspiciousFileOperation(f"{request.path!r} leads out of the static roots")
             return super().serve(request)
         except SuspiciousFileOperation as error:
             raise Http404(f"{request.path!r} could not be found") from error
@@ -47,7 +56,7 @@ class StaticFiles:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.django_handler = DjangoStaticFiles(app)
+        self.django_handler = DjangoStaticFiles(app, self.inside_static_roots)
         self.prefix = urlparse(settings.STATIC_URL or "").path
         self.remote = bool(urlparse(settings.STATIC_URL or "").netloc)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
@@ -38,6 +39,8 @@ CLASSIFY_TIMEOUT = 5.0
 #: Seconds a retired preloader gets to exit after its channel is closed.
 PRELOADER_EXIT_TIMEOUT = 2.0
 MAX_CRASH_BACKOFF = 5.0
+#: A worker crash this many seconds after the previous one starts the back-off again from zero.
+CRASH_MEMORY_SECONDS = 30.0
 
 Say = Callable[[str], None]
 
@@ -114,6 +117,10 @@ class Supervisor:
         initial_roots: set[Path],
     ) -> None:
         self.config = config
+        #: asgiserve workers to run: one when the backend runs ``config.workers`` itself.
+        self.worker_count = (
+            1 if backends.backend_class(config.backend).manages_workers else config.workers
+        )
         self.sockets = sockets
         self.say = say
         self.warn = warn
@@ -125,6 +132,7 @@ class Supervisor:
         self.pending_changes: set[Path] = set()
         self.changes_task: asyncio.Task[None] | None = None
         self.crashes = 0
+        self.last_crash = -math.inf
         self.warned_no_fork = False
         self.preloader_boot: asyncio.Task[None] | None = None
         self.next_request_id = 0
@@ -150,7 +158,7 @@ class Supervisor:
         fds = [s.fileno() for s in self.sockets]
         config = replace(self.config, socket_fds=fds, skip_checks=True)
         forked = []
-        for _ in range(self.config.workers):
+        for _ in range(self.worker_count):
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             with interrupts.deferred():
                 pid = os.fork()
@@ -378,7 +386,7 @@ class Supervisor:
                 or (preloader.used and not preloader.can_fork)
             ):
                 preloader = await self.start_preloader()
-            count = self.config.workers if preloader.can_fork else 1
+            count = self.worker_count if preloader.can_fork else 1
             started = await asyncio.gather(*(self.start_worker(preloader) for _ in range(count)))
             workers = {worker for worker in started if worker is not None}
             if not workers:
@@ -466,6 +474,13 @@ class Supervisor:
                 self.spawn(self.replace_crashed(child))
 
     async def replace_crashed(self, worker: Worker | None) -> None:
+        # A worker that dies right after saying it is ready (its code exits, it runs out of
+        # memory) must not be restarted in a tight loop: the back-off only resets once workers
+        # have lived a while.
+        now = asyncio.get_running_loop().time()
+        if now - self.last_crash > CRASH_MEMORY_SECONDS:
+            self.crashes = 0
+        self.last_crash = now
         self.crashes += 1
         delay = min(MAX_CRASH_BACKOFF, 0.1 * 2 ** (self.crashes - 1))
         pid = worker.pid if worker else "the first worker"
@@ -480,8 +495,6 @@ class Supervisor:
                 self.workers.add(replacement)
         else:
             await self.reload(cold=False)
-        if self.workers:
-            self.crashes = 0
 
     # -- watching -----------------------------------------------------------------------------
 

@@ -15,8 +15,9 @@ import os
 import site
 import sys
 import sysconfig
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from pathlib import Path
+from typing import Any
 
 import watchfiles
 
@@ -103,14 +104,26 @@ def watched_directories(
             found.pop()  # a virtualenv that happens to live in the project
             continue
         for entry in entries:
-            if (
-                entry.is_dir(follow_symlinks=False)
-                and entry.name not in EXCLUDED_NAMES
-                and not entry.name.endswith(".egg-info")
-                and not is_ignored(Path(entry.path), ignore)
-            ):
+            if entry.is_dir(follow_symlinks=False) and not skipped(Path(entry.path), ignore):
                 stack.append(Path(entry.path))
     return found
+
+
+def skipped(directory: Path, ignore: Iterable[str]) -> bool:
+    """Whether a directory met while walking (or created while watching) is never watched."""
+    name = directory.name
+    return name in EXCLUDED_NAMES or name.endswith(".egg-info") or is_ignored(directory, ignore)
+
+
+def files_in(directories: Iterable[Path]) -> set[Path]:
+    """The files directly inside ``directories`` (those that still exist)."""
+    files = set()
+    for directory in directories:
+        try:
+            files.update(Path(e.path) for e in os.scandir(directory) if not e.is_dir())
+        except OSError:
+            continue
+    return files
 
 
 class Watcher:
@@ -129,39 +142,77 @@ class Watcher:
         self.stop_event = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def add_roots(self, roots: Iterable[Path]) -> None:
+    def add_roots(self, roots: Iterable[Path], *, appeared: bool = False) -> None:
+        """Watch ``roots`` and every directory below; ``appeared``: they were just created, so
+        the files already in them are reported as changed."""
         new = {Path(r).resolve() for r in roots} - self.roots
         if new and not self.stop_event.is_set():
             self.roots |= new
-            task = asyncio.ensure_future(self.watch(new))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self.spawn(self.watch(new, appeared=appeared))
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def stop(self) -> None:
         """End every watch; their threads return within a few milliseconds."""
         self.stop_event.set()
 
-    async def watch(self, roots: set[Path]) -> None:
+    async def watch(self, roots: set[Path], *, appeared: bool = False) -> None:
         found = await asyncio.to_thread(watched_directories, roots, self.excluded, self.ignore)
         directories = [d for d in found if d not in self.directories]
         if not directories:
             return
         self.directories.update(directories)
-        async for batch in watchfiles.awatch(
-            *directories,
-            watch_filter=None,
-            recursive=False,
-            step=SETTLE_MS,
-            stop_event=self.stop_event,
-            ignore_permission_denied=True,
-        ):
-            paths = {Path(raw) for _change, raw in batch}
-            created = {p for p in paths if p not in self.directories and p.is_dir()}
-            if created:
-                self.add_roots(created)
-            changed = {p for p in paths if not is_ignored(p, self.ignore) and p not in created}
-            if changed:
-                self.batches.put_nowait(changed)
+        if appeared:
+            # This task runs once awatch below has registered its watches (which it does
+            # before its first await), so no file falls between the listing and the watch.
+            self.spawn(self.report_files(directories))
+        try:
+            async for batch in watchfiles.awatch(
+                *directories,
+                watch_filter=None,
+                recursive=False,
+                step=SETTLE_MS,
+                stop_event=self.stop_event,
+                ignore_permission_denied=True,
+            ):
+                self.handle(batch)
+        except FileNotFoundError:
+            # One of them was removed before its watch began: watch the others.
+            self.directories.difference_update(directories)
+            remaining = {d for d in directories if d.is_dir()}
+            if remaining:
+                self.spawn(self.watch(remaining, appeared=appeared))
+
+    def handle(self, batch: set[tuple[watchfiles.Change, str]]) -> None:
+        paths = {Path(raw) for _change, raw in batch}
+        added = {Path(raw) for change, raw in batch if change == watchfiles.Change.added}
+        # A directory made again where one was deleted needs a new watch as much as a new one.
+        created = {
+            p
+            for p in paths
+            if (p not in self.directories or p in added)
+            and p.is_dir()
+            and not p.is_symlink()
+            and not skipped(p, self.ignore)
+        }
+        if created:
+            self.roots -= created
+            self.directories = {
+                d for d in self.directories if not any(d.is_relative_to(c) for c in created)
+            }
+            self.add_roots(created, appeared=True)
+        changed = {p for p in paths if not is_ignored(p, self.ignore) and p not in created}
+        if changed:
+            self.batches.put_nowait(changed)
+
+    async def report_files(self, directories: list[Path]) -> None:
+        files = await asyncio.to_thread(files_in, directories)
+        changed = {p for p in files if not is_ignored(p, self.ignore)}
+        if changed:
+            self.batches.put_nowait(changed)
 
     async def changes(self) -> AsyncIterator[set[Path]]:
         while not self.stop_event.is_set():

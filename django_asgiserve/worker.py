@@ -39,6 +39,9 @@ def run(
     """Serve until told to stop (or until the supervisor disappears); never returns."""
     inherited = frozenset(sys.modules)
     interrupts.ignore()  # Ctrl+C reaches the supervisor, which stops us
+    # The channel is this process's alone: one held open by a process it forks (a backend's
+    # own worker) would hide from the supervisor that this one has gone.
+    os.register_at_fork(after_in_child=lambda: os.close(channel.sock.detach()))
     signal.signal(signal.SIGTERM, lambda *_: stop(backend, config))
     from django.utils import autoreload
 
@@ -91,10 +94,12 @@ def run(
             forwarded_allow_ips=config.forwarded_allow_ips,
         )
         if error is None:
-            signals.send(signals.worker_started, config, backend)
+            backend.announce = lambda signal: signals.send(signal, config, backend)
+        if not backend.manages_workers:
+            backend.announce(signals.worker_started)
         backend.serve(application, sockets)
-        if error is None:
-            signals.send(signals.worker_stopping, config, backend)
+        if not backend.manages_workers:
+            backend.announce(signals.worker_stopping)
     except Exception:
         traceback.print_exc()
         exit_now(1)
@@ -169,7 +174,9 @@ class WorkerReloader:
                 relative = path.relative_to(directory).as_posix()
                 if any(glob_matches(relative, glob) for glob in globs):
                     return True
-        return Path(os.path.realpath(path)) in modules
+        # The path itself too: a module replaced by a symlink to elsewhere (or by nothing
+        # readable) has changed, whatever the link now points to.
+        return path in modules or Path(os.path.realpath(path)) in modules
 
     def classify(self, paths: list[str]) -> tuple[str, list[str]]:
         """``"none"``, ``"reload"`` or ``"cold"`` for a batch of changes, and the files that

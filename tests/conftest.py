@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -26,10 +27,24 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 TESTPROJECT = REPO / "testproject"
-BACKENDS = ("uvicorn", "daphne", "hypercorn")
+BACKENDS = ("uvicorn", "daphne", "hypercorn", "granian", "gunicorn")
 #: Generous: a 2-core CI machine running several servers at once can be slow.
 DEADLINE = 30.0
 BANNER_URL = re.compile(r"server at (https?)://(\S+?):(\d+)/")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("reliability", "the reliability suite (tests/reliability)")
+    group.addoption(
+        "--soak",
+        action="store_true",
+        help="run the long version of the reliability suite (hundreds of reloads, every backend)",
+    )
+    group.addoption(
+        "--reliability-report",
+        metavar="PATH",
+        help="write the reliability suite's figures to PATH as Markdown",
+    )
 
 
 def wait_for(condition: Callable[[], object], timeout: float = DEADLINE, what: str = "") -> object:
@@ -100,6 +115,8 @@ class Server:
         self.stderr = Output(self.process.stderr)
         self.port: int | None = None
         self.scheme = "http"
+        #: What ``get`` verifies HTTPS against (a test CA's context for a test certificate).
+        self.verify: ssl.SSLContext | bool = True
 
     @property
     def output(self) -> str:
@@ -124,7 +141,7 @@ class Server:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def get(self, path: str, **kwargs) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=10, **kwargs)
+        return httpx.get(self.url + path, timeout=10, **{"verify": self.verify, **kwargs})
 
     def try_get(self, path: str) -> httpx.Response | None:
         try:

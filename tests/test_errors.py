@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from django_asgiserve.backends import NAMES
 from tests.conftest import REPO, Output, child_environ, wait_for
 
 #: Runs ``manage.py`` with the packages named in ``argv[1]`` (comma-separated) not installed.
@@ -39,7 +40,7 @@ sys.meta_path[sys.meta_path.index(importlib.machinery.PathFinder)] = HidingPathF
 sys.argv = ["manage.py", *sys.argv[2:]]
 runpy.run_path("manage.py", run_name="__main__")
 """
-SERVERS = ("uvicorn", "daphne", "hypercorn")
+SERVERS = ("uvicorn", "daphne", "hypercorn", "gunicorn", "granian")
 
 
 @dataclass
@@ -178,7 +179,8 @@ def test_the_core_imports_without_any_backend():
         "import django_asgiserve.conf, django_asgiserve.config, django_asgiserve.errorpage\n"
         "import django_asgiserve.handlers, django_asgiserve.static\n"
         "import django_asgiserve.backends.daphne, django_asgiserve.backends.hypercorn\n"
-        "import django_asgiserve.backends.uvicorn\n"
+        "import django_asgiserve.backends.uvicorn, django_asgiserve.backends.gunicorn\n"
+        "import django_asgiserve.backends.granian\n"
         "import django_asgiserve.management.commands.asgiserve\n"
         "import django_asgiserve.management.commands.runserver\n"
         "from django_asgiserve import backends, checks\n"
@@ -254,9 +256,9 @@ def test_bad_asgi_application(project, body, messages, reload):
             id="typo",
         ),
         pytest.param(
-            'ASGISERVE = {"BACKEND": "gunicorn"}',
-            ["ASGISERVE['BACKEND'] is 'gunicorn', which is not a backend. (asgiserve.E003)",
-             "HINT: Choose one of: auto, uvicorn, hypercorn, daphne."],
+            'ASGISERVE = {"BACKEND": "waitress"}',
+            ["ASGISERVE['BACKEND'] is 'waitress', which is not a backend. (asgiserve.E003)",
+             f"HINT: Choose one of: auto, {', '.join(NAMES)}."],
             id="backend",
         ),
         pytest.param(

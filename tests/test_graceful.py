@@ -3,8 +3,11 @@ SIGHUP replaces the workers under continuous requests without refusing or failin
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import signal
 import threading
+import time
 
 import httpx
 
@@ -104,3 +107,51 @@ def test_sighup_replaces_workers_without_refusing_a_request(start, backend):
     failures = [result for result in results if result[0] != 200]
     assert not failures, f"{len(failures)}/{len(results)} failed: {failures[:5]}\n{server.output}"
     assert server.process.poll() is None, "SIGHUP stopped the server"
+
+
+#: A view whose every request ends the worker process, as a crash in a C extension would.
+CRASHING_VIEW = """
+
+import os as _os
+
+
+def _crash(request):
+    _os._exit(3)
+
+
+urlpatterns.append(path("crash/", _crash))
+"""
+
+
+def test_a_worker_that_keeps_dying_is_restarted_with_a_back_off(start, project):
+    urls = project / "testproject" / "urls.py"
+    urls.write_text(urls.read_text() + CRASHING_VIEW)
+    server = start("--noreload", "--skip-checks").wait_serving()
+    seen: list[float] = []
+    stop = threading.Event()
+
+    def crash_it() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(server.url + "/crash/", timeout=DEADLINE)
+
+    def crashes() -> int:
+        count = server.output.count("exited unexpectedly")
+        while len(seen) < count:
+            seen.append(time.monotonic())
+        return count
+
+    client = threading.Thread(target=crash_it, daemon=True)
+    client.start()
+    try:
+        wait_for(lambda: crashes() >= 5, what="five crashes")
+    finally:
+        stop.set()
+    assert server.process.poll() is None, "the supervisor went down with its workers"
+    # The waits between restarts grow (0.1 s, 0.2 s, 0.4 s, 0.8 s...): a tight loop would
+    # restart as fast as a worker can die.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(seen)]
+    assert gaps[-1] > 0.5, f"restarted without backing off: gaps {gaps}\n{server.output}"
+    wait_for(lambda: server.try_get("/sync/") is not None, what="a worker serving again")
+    server.signal_group(signal.SIGINT)
+    assert server.wait_exit() == 0, server.output

@@ -19,6 +19,7 @@ from django_asgiserve.proxy import TrustedProxies, forwarded_scope, trust_proxy_
 from tests.conftest import wait_for
 from tests.test_errors import assert_fails_clearly, manage, write_settings
 from tests.test_settings import check_ids
+from tests.test_shutdown import killed_worker_reported
 
 CLIENT = "203.0.113.7"
 #: What a chain of proxies in front of a TLS-terminating one would send.
@@ -251,7 +252,7 @@ def test_workers_share_the_socket_and_a_killed_one_is_replaced(start, backend):
     assert supervisor not in seen_pids
     victim = seen_pids.pop()
     os.kill(victim, signal.SIGKILL)
-    server.wait_output(f"Worker {victim} exited unexpectedly")
+    server.wait_output(killed_worker_reported(backend, victim))
     # The port stays served throughout, and a new worker joins the survivor.
     replaced: set[int] = set()
     wait_for(

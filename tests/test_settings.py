@@ -46,7 +46,7 @@ def test_check_reports_every_asgiserve_problem(project):
         "settings_bad",
         """ASGISERVE = {
     "BACKEDN": "uvicorn",
-    "BACKEND": "gunicorn",
+    "BACKEND": "waitress",
     "OPTIONS": {"uvicorn": {"workers": 4, "nope": 1}, "nginx": {}},
     "RUNSERVER": "yes",
     "WATCH_PATHS": "src",

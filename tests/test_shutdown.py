@@ -77,6 +77,19 @@ def socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
+def killed_worker_reported(backend: str, pid: int) -> str:
+    """What the console says when serving process ``pid``, killed, is being replaced: the
+    supervisor replaces asgiserve's workers, gunicorn's arbiter its own (and says so itself)."""
+    if backend == "gunicorn":
+        return f"Worker (pid:{pid}) was sent SIGKILL!"
+    return f"Worker {pid} exited unexpectedly"
+
+
+def parent_pid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 def worker_connections(pid: int, port: int) -> set[str]:
     """The open connections on ``port`` that process ``pid`` has accepted (socket inodes)."""
     return socket_inodes(pid) & established_sockets(port)
@@ -119,8 +132,13 @@ def test_ctrl_c_with_an_open_stream_prints_no_traceback(start, backend):
     assert "Traceback" not in server.output, server.output
 
 
-def test_kill_9_of_the_supervisor_leaves_nothing_behind(start):
-    server = start("--backend", "uvicorn").wait_serving()
+#: Where the serving processes are the asgiserve workers' children (gunicorn's) and where not.
+PROCESS_MODELS = ("uvicorn", "gunicorn")
+
+
+@pytest.mark.parametrize("backend", PROCESS_MODELS)
+def test_kill_9_of_the_supervisor_leaves_nothing_behind(start, backend):
+    server = start("--backend", backend).wait_serving()
     wait_for(lambda: len(server.group_pids()) >= 3, what="the preloader and a worker")
 
     server.process.kill()
@@ -142,12 +160,15 @@ def unread_from(pid: int, sender: int) -> int:
 
 
 @pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to see socket queues")
-def test_kill_9_of_the_supervisor_with_unread_messages_leaves_nothing_behind(start):
+@pytest.mark.parametrize("backend", PROCESS_MODELS)
+def test_kill_9_of_the_supervisor_with_unread_messages_leaves_nothing_behind(start, backend):
     """The supervisor dies with a worker's message unread (the kernel then resets the channel
     instead of closing it): the worker must still end."""
-    server = start("--backend", "uvicorn").wait_serving()
+    server = start("--backend", backend).wait_serving()
     supervisor = server.process.pid
     worker = int(server.get("/pid/").text)
+    if backend == "gunicorn":
+        worker = parent_pid(worker)  # the asgiserve worker, running gunicorn's arbiter
     os.kill(supervisor, signal.SIGSTOP)  # it stops reading; the worker goes on talking to it
     try:
         deadline = time.monotonic() + DEADLINE / 3
@@ -160,8 +181,9 @@ def test_kill_9_of_the_supervisor_with_unread_messages_leaves_nothing_behind(sta
     wait_for_nothing_left(server)
 
 
-def test_kill_9_of_the_supervisor_ends_a_worker_mid_request(start):
-    server = start("--backend", "uvicorn").wait_serving()
+@pytest.mark.parametrize("backend", PROCESS_MODELS)
+def test_kill_9_of_the_supervisor_ends_a_worker_mid_request(start, backend):
+    server = start("--backend", backend).wait_serving()
     assert server.port is not None
     worker = int(server.get("/pid/").text)
     outcome: list[object] = []
@@ -188,8 +210,9 @@ def test_kill_9_of_the_supervisor_ends_a_worker_mid_request(start):
     assert outcome and isinstance(outcome[0], httpx.HTTPError), outcome
 
 
-def test_a_killed_worker_is_replaced(start):
-    server = start("--backend", "uvicorn").wait_serving()
+@pytest.mark.parametrize("backend", PROCESS_MODELS)
+def test_a_killed_worker_is_replaced(start, backend):
+    server = start("--backend", backend).wait_serving()
     supervisor = server.process.pid
     worker = int(server.get("/pid/").text)
 
@@ -205,7 +228,28 @@ def test_a_killed_worker_is_replaced(start):
     assert replacement != supervisor
     assert server.get("/sync/").text == "hello from testproject"
     assert server.process.poll() is None and server.process.pid == supervisor
-    server.wait_output(f"Worker {worker} exited unexpectedly")
+    server.wait_output(killed_worker_reported(backend, worker))
+
+
+def test_a_killed_gunicorn_arbiter_is_replaced_with_its_workers(start):
+    server = start("--backend", "gunicorn", "--workers", "2").wait_serving()
+    workers = {int(server.get("/pid/").text) for _ in range(20)}
+    arbiter = parent_pid(next(iter(workers)))
+    assert arbiter != server.process.pid
+
+    os.kill(arbiter, signal.SIGKILL)
+    server.wait_output(f"Worker {arbiter} exited unexpectedly")
+
+    def new_worker() -> int | None:
+        response = server.try_get("/pid/")
+        pid = int(response.text) if response is not None and response.status_code == 200 else 0
+        return pid if pid and pid not in workers else None
+
+    replacement = wait_for(new_worker, what="a worker of a new arbiter")
+    assert isinstance(replacement, int) and parent_pid(replacement) != arbiter
+    # The old arbiter's workers do not outlive it.
+    wait_for(lambda: not workers & set(server.group_pids()), what="the orphaned workers to end")
+    assert server.get("/sync/").text == "hello from testproject"
 
 
 def test_ctrl_c_right_after_start_prints_no_traceback(start):

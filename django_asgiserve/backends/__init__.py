@@ -15,6 +15,8 @@ REGISTRY: dict[str, str] = {
     "uvicorn": "django_asgiserve.backends.uvicorn:UvicornBackend",
     "hypercorn": "django_asgiserve.backends.hypercorn:HypercornBackend",
     "daphne": "django_asgiserve.backends.daphne:DaphneBackend",
+    "granian": "django_asgiserve.backends.granian:GranianBackend",
+    "gunicorn": "django_asgiserve.backends.gunicorn:GunicornBackend",
 }
 NAMES: tuple[str, ...] = tuple(REGISTRY)
 

@@ -17,6 +17,8 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from django.dispatch import Signal
+
     from django_asgiserve.config import ServerConfig, TLSFiles
 
 ASGIApp = Callable[..., Any]
@@ -51,6 +53,12 @@ class Backend(ABC):
     fork_safe: ClassVar[bool] = True
     #: Packages that must be imported in each worker, never in the preloader.
     worker_only_packages: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``serve()`` forks its own serving processes (as many as ``--workers``): the
+    #: supervisor then runs one asgiserve worker, and each of those processes sends the
+    #: lifespan signals through :attr:`announce` instead of it.
+    manages_workers: ClassVar[bool] = False
+    #: Whether it serves HTTP/3 on a UDP socket among those ``serve()`` gets (``--http3``).
+    serves_http3: ClassVar[bool] = False
 
     def __init__(self, config: ServerConfig) -> None:
         self.options: dict[str, Any] = dict(config.options)
@@ -58,6 +66,9 @@ class Backend(ABC):
         #: The certificate and key to serve HTTPS with (HTTP/2 by ALPN where the server can),
         #: or None for plain HTTP.
         self.tls: TLSFiles | None = config.tls
+        #: Sends a signal of :mod:`django_asgiserve.signals`; the worker sets it unless it
+        #: serves broken code.
+        self.announce: Callable[[Signal], None] = lambda signal: None
 
     @classmethod
     def is_installed(cls) -> bool:

@@ -12,7 +12,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django_asgiserve.backends.base import (
     ACCEPTED_SETTLE_SECONDS,
@@ -20,6 +20,9 @@ from django_asgiserve.backends.base import (
     Backend,
     signature_names,
 )
+
+if TYPE_CHECKING:
+    from django_asgiserve.config import TLSFiles
 
 MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 POLL_SECONDS = 0.05
@@ -55,7 +58,11 @@ class DaphneBackend(Backend):
         import autobahn.twisted.websocket  # noqa: F401
         import twisted.internet.asyncioreactor
         import twisted.internet.endpoints
-        import twisted.web.http  # noqa: F401
+        import twisted.web.http
+
+        if self.tls is not None:
+            import twisted.internet.ssl
+            import twisted.protocols.tls  # noqa: F401
 
         assert "twisted.internet.reactor" not in sys.modules
 
@@ -96,9 +103,16 @@ class DaphneBackend(Backend):
 
         # daphne's "fd:" endpoint string cannot carry an IPv6 family; adopt each socket directly.
         adopted = {str(index): sock for index, sock in enumerate(sockets)}
-        daphne.server.serverFromString = lambda reactor_, index: AdoptedStreamServerEndpoint(
-            reactor_, os.dup(adopted[index].fileno()), adopted[index].family
-        )
+        tls = tls_options(self.tls) if self.tls is not None else None
+
+        def endpoint(reactor_: Any, index: str) -> Any:
+            sock = adopted[index]
+            plain = AdoptedStreamServerEndpoint(reactor_, os.dup(sock.fileno()), sock.family)
+            return plain if tls is None else TLSServerEndpoint(plain, tls)
+
+        daphne.server.serverFromString = endpoint
+        if self.tls is not None:
+            app = websocket_scheme_wss(app)
         endpoints = list(adopted)
         self._server = GracefulServer(
             app, endpoints=endpoints, signal_handlers=False, verbosity=0, **self.options
@@ -113,3 +127,50 @@ class DaphneBackend(Backend):
             from twisted.internet import reactor
 
             reactor.callFromThread(self._server.stop)
+
+
+def tls_options(tls: TLSFiles) -> Any:
+    """Twisted's server TLS options for the PEM certificate chain and key of ``tls``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from OpenSSL import crypto
+    from twisted.internet.ssl import CertificateOptions, TLSVersion
+
+    with open(tls.certfile, "rb") as certfile, open(tls.keyfile, "rb") as keyfile:
+        chain = x509.load_pem_x509_certificates(certfile.read())
+        key = load_pem_private_key(keyfile.read(), password=None)
+    return CertificateOptions(
+        privateKey=crypto.PKey.from_cryptography_key(key),
+        certificate=crypto.X509.from_cryptography(chain[0]),
+        extraCertChain=[crypto.X509.from_cryptography(cert) for cert in chain[1:]],
+        # HTTP/2 forbids anything older (RFC 9113, section 9.2).
+        raiseMinimumTo=TLSVersion.TLSv1_2,
+    )
+
+
+class TLSServerEndpoint:
+    """An endpoint whose connections speak TLS over those of another (an adopted socket's).
+
+    ALPN offers what daphne's factory says it speaks: ``h2`` when Twisted's HTTP/2 support
+    (``h2`` and ``priority``) is importable, then ``http/1.1``.
+    """
+
+    def __init__(self, wrapped: Any, options: Any) -> None:
+        self.wrapped = wrapped
+        self.options = options
+
+    def listen(self, factory: Any) -> Any:
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        return self.wrapped.listen(TLSMemoryBIOFactory(self.options, False, factory))
+
+
+def websocket_scheme_wss(app: ASGIApp) -> ASGIApp:
+    """daphne leaves ``scheme`` out of WebSocket scopes, which then default to ``ws``."""
+
+    async def with_scheme(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket" and "scheme" not in scope:
+            scope = {**scope, "scheme": "wss"}
+        await app(scope, receive, send)
+
+    return with_scheme

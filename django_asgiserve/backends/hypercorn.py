@@ -1,4 +1,8 @@
-"""hypercorn, driven through ``hypercorn.asyncio.serve`` with ``fd://`` binds."""
+"""hypercorn, driven through ``hypercorn.asyncio.serve`` with ``fd://`` binds.
+
+With TLS it offers HTTP/2 by ALPN; on a plain socket it also answers HTTP/2 with prior knowledge
+(h2c). A UDP socket among the inherited ones is served as HTTP/3 (QUIC) through ``quic_bind``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django_asgiserve.backends.base import ACCEPTED_SETTLE_SECONDS, ASGIApp, Backend
 
@@ -22,8 +26,10 @@ class HypercornBackend(Backend):
         **dict.fromkeys(("use_reloader", "errorlog", "logconfig", "pid_path"), MANAGED),
         "root_path": "set FORCE_SCRIPT_NAME instead, which means the same on every backend",
         "graceful_timeout": "use --graceful-timeout or ASGISERVE['GRACEFUL_TIMEOUT']",
+        **dict.fromkeys(("certfile", "keyfile"), "use --certfile and --keyfile"),
     }
 
+    serves_http3 = True
     _loop: asyncio.AbstractEventLoop | None = None
     _shutdown: asyncio.Event | None = None
     _stop_requested = False
@@ -50,8 +56,13 @@ class HypercornBackend(Backend):
         config = Config()
         for key, value in self.options.items():
             setattr(config, key, value)
+        if self.tls is not None:
+            config.certfile, config.keyfile = self.tls.certfile, self.tls.keyfile
         # Each worker owns a dup of the listening socket; hypercorn adopts (and later closes) it.
-        config.bind = [f"fd://{sock.fileno()}" for sock in sockets]
+        config.bind = [f"fd://{s.fileno()}" for s in sockets if s.type == socket.SOCK_STREAM]
+        config.quic_bind = [f"fd://{s.fileno()}" for s in sockets if s.type == socket.SOCK_DGRAM]
+        if config.quic_bind:
+            app = lowercase_response_headers(app)
         config.accesslog = None
         # A Logger instance makes hypercorn log through the logging tree instead of installing
         # its own stderr handler: warnings still show, "Running on" INFO lines do not.
@@ -82,3 +93,22 @@ class HypercornBackend(Backend):
         for fd in self._listening_fds:
             self._loop.remove_reader(fd)
         self._loop.call_later(ACCEPTED_SETTLE_SECONDS, self._shutdown.set)
+
+
+def lowercase_response_headers(app: ASGIApp) -> ASGIApp:
+    """Lowercase response header names, as ASGI asks and HTTP/3 requires (RFC 9114, 4.2).
+
+    Django sends ``Content-Type``; hypercorn's HTTP/3 passes names through unchanged, and
+    clients reject the response as malformed.
+    """
+
+    async def lowercased(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def send_lowercased(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(name.lower(), value) for name, value in message.get("headers", ())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, send_lowercased)
+
+    return lowercased

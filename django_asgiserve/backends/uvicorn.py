@@ -31,6 +31,7 @@ class UvicornBackend(Backend):
         "proxy_headers": "proxy headers are handled by asgiserve",
         "forwarded_allow_ips": "proxy headers are handled by asgiserve",
         "timeout_graceful_shutdown": "use --graceful-timeout or ASGISERVE['GRACEFUL_TIMEOUT']",
+        **dict.fromkeys(("ssl_certfile", "ssl_keyfile"), "use --certfile and --keyfile"),
     }
 
     _server: Any = None
@@ -66,6 +67,9 @@ class UvicornBackend(Backend):
                 backend._loop = asyncio.get_running_loop()
                 await super().startup(sockets)
 
+        tls = {}
+        if self.tls is not None:
+            tls = {"ssl_certfile": self.tls.certfile, "ssl_keyfile": self.tls.keyfile}
         config = uvicorn.Config(
             app,
             lifespan="off",
@@ -73,6 +77,7 @@ class UvicornBackend(Backend):
             log_config=None,
             proxy_headers=False,
             timeout_graceful_shutdown=max(0.0, self.graceful_timeout - ACCEPTED_SETTLE_SECONDS),
+            **tls,
             **self.options,
         )
         # uvicorn reports lifecycle at INFO ("Started server process"); runserver's console stays

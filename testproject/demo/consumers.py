@@ -14,3 +14,11 @@ async def echo(scope, receive, send):
             await send({"type": "websocket.send", "text": f"echo: {text}"})
         elif message["type"] == "websocket.disconnect":
             return
+
+
+async def scheme(scope, receive, send):
+    """Accept, send the scope's scheme (``ws`` when the server leaves it out) and close."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": scope.get("scheme", "ws")})
+    await send({"type": "websocket.close"})

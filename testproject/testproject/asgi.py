@@ -5,6 +5,7 @@ ASGI entry point for the django-asgiserve demo project.
 
 * WebSocket connections to ``/ws/echo/`` go to :func:`demo.consumers.echo`,
   which echoes every text message back prefixed with ``"echo: "``;
+* ``/ws/scheme/`` sends the connection's scope ``scheme`` (``ws`` or ``wss``) and closes;
 * WebSocket connections to any other path are rejected with close code 4404;
 * everything else (HTTP, lifespan, ...) goes to Django's ASGI handler.
 
@@ -27,6 +28,7 @@ consumers = import_module("demo.consumers")
 
 WEBSOCKET_ROUTES = {
     "/ws/echo/": consumers.echo,
+    "/ws/scheme/": consumers.scheme,
 }
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import os
+import socket
 import sys
 from argparse import ArgumentParser
 from dataclasses import replace
@@ -29,6 +31,8 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
     suppressed_base_arguments = {"--verbosity", "--traceback"}
     stealth_options = ("shutdown_message",)
+    #: Non-loopback addresses served with DEBUG on: the banner warns about each.
+    exposed: tuple[str, ...] = ()
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("addrport", nargs="?", help="Optional port number, or ipaddr:port")
@@ -100,6 +104,12 @@ class Command(BaseCommand):
             "the backends that speak it. Needs --keyfile.",
         )
         parser.add_argument("--keyfile", metavar="PATH", help="The certificate's private key.")
+        parser.add_argument(
+            "--http3",
+            action="store_true",
+            help="Also serve HTTP/3 (QUIC) on the same UDP port: hypercorn with aioquic, "
+            "--certfile and --keyfile, one worker.",
+        )
 
     def execute(self, *args: Any, **options: Any) -> Any:
         if options["no_color"]:
@@ -127,6 +137,12 @@ class Command(BaseCommand):
                 self.stderr.write(f"Error: {error}")
                 sys.exit(1)
             addresses = [replace(address, port=sockets[0].getsockname()[1])]
+        if server_config.http3:
+            try:
+                sockets += [addrport.bind_datagram(sock) for sock in sockets]
+            except addrport.BindError as error:
+                self.stderr.write(f"Error: UDP for HTTP/3: {error}")
+                sys.exit(1)
         supervisor = Supervisor(
             server_config,
             sockets,
@@ -136,6 +152,7 @@ class Command(BaseCommand):
             initial_roots=watch.project_roots(module_files()),
         )
         urls = [each.url(server_config.scheme) for each in addresses]
+        self.exposed = tuple(public_hosts(sockets)) if settings.DEBUG else ()
         try:
             code = supervisor.serve(lambda: self.before_serving(server_config, urls))
         except SystemCheckError as error:
@@ -174,8 +191,7 @@ class Command(BaseCommand):
         lines = [
             datetime.now().strftime("%B %d, %Y - %X"),
             f"Django version {django.get_version()}, using settings {settings.SETTINGS_MODULE!r}",
-            f"Starting ASGI/{backend.name} {backend.version()} {mode} server at "
-            f"{urls[0]}",
+            f"Starting ASGI/{backend.name} {backend.version()} {mode} server at {urls[0]}",
             *(f"Also listening at {url}" for url in urls[1:]),
             f"Quit the server with {quit_command}.",
         ]
@@ -189,7 +205,28 @@ class Command(BaseCommand):
                     f"{get_docs_version()}/howto/deployment/"
                 )
             )
+        lines += [
+            self.style.WARNING(
+                f"WARNING: DEBUG is on and the server listens on {host}: anyone on your "
+                "network can see tracebacks and settings."
+            )
+            for host in self.exposed
+        ]
         return "\n".join(lines)
+
+
+def public_hosts(sockets: list[socket.socket]) -> list[str]:
+    """The addresses of ``sockets`` that other machines can reach (not loopback ones)."""
+    hosts = []
+    for sock in sockets:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        host = sock.getsockname()[0]
+        address = ipaddress.ip_address(host.partition("%")[0])
+        loopback = getattr(address, "ipv4_mapped", None) or address
+        if not loopback.is_loopback and host not in hosts:
+            hosts.append(host)
+    return hosts
 
 
 def seconds(value: str) -> float:

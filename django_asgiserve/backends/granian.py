@@ -1,0 +1,195 @@
+"""granian, driven through its embedded server (``granian.server.embed``) on inherited sockets.
+
+granian binds its own socket unless told otherwise; the seam is ``_init_shared_socket``, which
+here wraps a copy of the inherited socket in granian's ``SocketHolder`` (as granian itself does
+on Windows). Both are private to granian, stable since 2.6. Interface ``asginl``: the worker
+answers lifespan. With TLS, HTTP/2 is offered by ALPN (``http="auto"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from django_asgiserve.addrport import BACKLOG
+from django_asgiserve.backends.base import (
+    ACCEPTED_SETTLE_SECONDS,
+    ASGIApp,
+    Backend,
+    signature_names,
+)
+
+MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
+#: Options of granian's embedded server (and of its CLI, for users coming from it) that the
+#: supervisor and the worker own.
+OWNED = (
+    *("target", "address", "port", "uds", "uds_permissions", "backlog", "interface", "factory"),
+    *("workers", "reload", "respawn_failed_workers", "pid_file", "process_name"),
+    *("log_enabled", "log_dictconfig", "log_access", "log_access_format"),
+)
+TLS_FILES = "use --certfile and --keyfile"
+
+
+class GranianBackend(Backend):
+    name = "granian"
+    distribution = "granian"
+    module = "granian"
+    managed_options: ClassVar[dict[str, str]] = {
+        **dict.fromkeys(OWNED, MANAGED),
+        "url_path_prefix": "set FORCE_SCRIPT_NAME instead, which means the same on every backend",
+        "workers_kill_timeout": "use --graceful-timeout or ASGISERVE['GRACEFUL_TIMEOUT']",
+        **dict.fromkeys(("ssl_cert", "ssl_key", "ssl_key_password"), TLS_FILES),
+    }
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _servers: tuple[Any, ...] = ()
+    _serving: asyncio.Future[Any] | None = None
+    _stop_requested = False
+    _granian_fds: tuple[int, ...] = ()
+
+    @classmethod
+    def accepted_options(cls) -> Iterable[str]:
+        from granian.server.embed import Server
+
+        return signature_names(Server.__init__)
+
+    def preload(self) -> None:
+        import granian.asgi
+        import granian.server.embed  # noqa: F401
+
+    def serve(self, app: ASGIApp, sockets: list[socket.socket]) -> None:
+        from granian._granian import SocketHolder
+        from granian.constants import Interfaces
+        from granian.server.embed import Server
+
+        class InheritedSocketServer(Server):
+            def __init__(self, holder: Any, **options: Any) -> None:
+                self._holder = holder
+                super().__init__(**options)
+
+            def _init_shared_socket(self) -> None:
+                self._ssp, self._shd, self._sfd = None, self._holder, self._holder.get_fd()
+
+        quiet_granian_logs()
+        options: dict[str, Any] = {"log_level": "warning", "ssl_protocol_min": "tls1.2"}
+        if self.tls is not None:
+            options.update(ssl_cert=Path(self.tls.certfile), ssl_key=Path(self.tls.keyfile))
+        options.update(self.options)
+        # granian takes the fd over (and closes it when it stops listening): give it a copy.
+        # listen() again is how it starts, and it sets the backlog of the shared socket.
+        self._granian_fds = tuple(os.dup(sock.fileno()) for sock in sockets)
+        self._servers = tuple(
+            InheritedSocketServer(
+                SocketHolder(fd, False, BACKLOG),
+                target=answer_unreadable_bodies(app),
+                address=sock.getsockname()[0],
+                port=sock.getsockname()[1],
+                interface=Interfaces.ASGINL,
+                backlog=BACKLOG,
+                log_access=False,
+                # Incremental: granian would otherwise replace the process's logging handlers.
+                log_dictconfig={"version": 1, "incremental": True, "handlers": {}, "loggers": {}},
+                **options,
+            )
+            for fd, sock in zip(self._granian_fds, sockets, strict=True)
+        )
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            if self._stop_requested:
+                return
+            self._serving = asyncio.gather(*(server.serve() for server in self._servers))
+            # Cancelled when the grace period is over, with connections still open.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._serving
+
+        asyncio.run(main())
+
+    def stop(self) -> None:
+        self._stop_requested = True
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: serving is over
+                self._loop.call_soon_threadsafe(self._stop_accepting)
+
+    def _stop_accepting(self) -> None:
+        """Stop accepting at once; shut down (which closes idle connections) only once the
+        connections already accepted have had their requests read; give up at the deadline."""
+        assert self._loop is not None
+        if self._serving is None:
+            return
+        for fd in self._granian_fds:
+            stop_listening(fd)
+        self._loop.call_later(ACCEPTED_SETTLE_SECONDS, self._shut_down)
+        deadline = max(self.graceful_timeout, ACCEPTED_SETTLE_SECONDS)
+        self._loop.call_later(deadline, self._serving.cancel)
+
+    def _shut_down(self) -> None:
+        for server in self._servers:
+            server.stop()
+
+
+def stop_listening(fd: int) -> None:
+    """Turn granian's copy of the shared socket into a private listener nobody knows about.
+
+    granian offers no way to stop accepting but a shutdown, which also closes the connections
+    whose request it has not read yet. Its accept loop keeps waiting on ``fd``, now an idle,
+    non-blocking listener; new connections stay in the shared backlog for the next worker.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as idle:
+        idle.bind(("127.0.0.1", 0))
+        idle.listen(1)
+        idle.setblocking(False)  # the flag belongs to the socket, so fd gets it too
+        os.dup2(idle.fileno(), fd, inheritable=False)
+
+
+def answer_unreadable_bodies(app: ASGIApp) -> ASGIApp:
+    """A 400 where granian would answer 500 to a request body it cannot parse (a chunk size
+    that is not hex, say): granian tells the application the client disconnected, and answers
+    500 when it returns without a response. If the client really left, nobody reads the 400."""
+
+    async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        disconnected = started = False
+
+        async def watching_receive() -> dict[str, Any]:
+            nonlocal disconnected
+            message = await receive()
+            disconnected = disconnected or message["type"] == "http.disconnect"
+            return message
+
+        async def watching_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await app(scope, watching_receive, watching_send)
+        if disconnected and not started:
+            headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+            await send({"type": "http.response.start", "status": 400, "headers": headers})
+            await send({"type": "http.response.body", "body": b"Bad Request"})
+
+    return guarded
+
+
+def quiet_granian_logs() -> None:
+    """Drop what is no news here: that the embedded server is "experimental" (on every reload),
+    and the cancellation of what was still running when the grace period ended."""
+    for name in ("_granian", "_granian.utils"):
+        logging.getLogger(name).addFilter(not_noise)
+
+
+def not_noise(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    if message == "Embedded server is experimental!":
+        return False
+    # granian reports an application's exception with the traceback in the message.
+    last_line = message.rstrip().rpartition("\n")[2]
+    return not last_line.split(":")[0].endswith("CancelledError")
