@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -109,7 +109,8 @@ class GranianBackend(Backend):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._serving
 
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(main())
 
     def stop(self) -> None:
         self._stop_requested = True
@@ -132,6 +133,16 @@ class GranianBackend(Backend):
     def _shut_down(self) -> None:
         for server in self._servers:
             server.stop()
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed, as granian's own command line (``--loop auto``) picks it: the
+    application's coroutines run on this loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def stop_listening(fd: int) -> None:
