@@ -26,7 +26,7 @@ from django_asgiserve.worker import module_files
 
 
 class Command(BaseCommand):
-    help = "Starts an ASGI server (uvicorn, daphne or hypercorn) for development, like runserver."
+    help = "Starts an ASGI server (uvicorn, daphne, hypercorn, granian or gunicorn), like runserver."
 
     requires_system_checks: list[str] = []
     suppressed_base_arguments = {"--verbosity", "--traceback"}
