@@ -79,8 +79,12 @@ def parse(addrport: str | None, *, ipv6: bool = False) -> Address:
     return Address(addr, int(port), ipv6)
 
 
-def bind(address: Address) -> socket.socket:
-    """A listening, inheritable socket for ``address``; ``BindError`` with runserver's text."""
+def bind(address: Address, *, reuse_port: bool = False) -> socket.socket:
+    """A listening, inheritable socket for ``address``; ``BindError`` with runserver's text.
+
+    ``reuse_port``: with ``SO_REUSEPORT``, so that :func:`bind_twins` can add sockets on the
+    same port, among which the kernel spreads new connections evenly.
+    """
     host = "0.0.0.0" if address.host == "0" else address.host
     family = socket.AF_INET6 if address.ipv6 else socket.AF_INET
     try:
@@ -91,6 +95,8 @@ def bind(address: Address) -> socket.socket:
         raise BindError(BIND_ERRORS.get(error.errno or 0, str(error))) from error
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(sockaddr)
         sock.listen(BACKLOG)
     except OSError as error:
@@ -98,6 +104,25 @@ def bind(address: Address) -> socket.socket:
         raise BindError(BIND_ERRORS.get(error.errno or 0, str(error))) from error
     sock.set_inheritable(True)
     return sock
+
+
+def bind_twins(first: socket.socket, count: int) -> list[socket.socket]:
+    """``first`` (bound with ``reuse_port``) and ``count - 1`` more listening sockets on its
+    address and port."""
+    sockets = [first]
+    for _ in range(count - 1):
+        sock = socket.socket(first.family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(first.getsockname())
+            sock.listen(BACKLOG)
+        except OSError as error:
+            sock.close()
+            raise BindError(BIND_ERRORS.get(error.errno or 0, str(error))) from error
+        sock.set_inheritable(True)
+        sockets.append(sock)
+    return sockets
 
 
 def bind_datagram(stream: socket.socket) -> socket.socket:

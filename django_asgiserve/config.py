@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,13 @@ class ServerConfig:
     @property
     def tls(self) -> TLSFiles | None:
         return TLSFiles(self.certfile, self.keyfile) if self.certfile else None
+
+    def for_slot(self, slot: int | None) -> ServerConfig:
+        """This configuration for a worker serving only the socket of ``slot`` (with a socket
+        per worker), or every socket (None)."""
+        if slot is None:
+            return self
+        return replace(self, socket_fds=[self.socket_fds[slot]])
 
     @property
     def scheme(self) -> str:

@@ -107,11 +107,12 @@ def serve_forks(
             selector.close()
             channel.close()
             worker.run(config, backend, worker_channel, setup_error)
+        worker_config = config.for_slot(message.get("slot"))
         pid = os.fork()
         if pid == 0:
             selector.close()
             channel.close()
-            worker.run(config, backend, worker_channel, setup_error)
+            worker.run(worker_config, backend, worker_channel, setup_error)
         children.add(pid)
         worker_channel.close()
         channel.send({"event": "forked", "pid": pid})

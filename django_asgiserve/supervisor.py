@@ -101,6 +101,8 @@ class Worker(Child):
     ready: asyncio.Future[dict[str, Any]] | None = None
     stopping: bool = False
     replies: dict[int, asyncio.Future[tuple[str, list[str]]]] = field(default_factory=dict)
+    #: With a socket per worker, the index of this worker's socket; None: it serves them all.
+    slot: int | None = None
 
 
 class Supervisor:
@@ -115,13 +117,17 @@ class Supervisor:
         warn: Say,
         excluded_dirs: list[Path],
         initial_roots: set[Path],
+        socket_per_worker: bool = False,
     ) -> None:
         self.config = config
+        #: Whether worker ``k`` serves ``sockets[k]`` alone (SO_REUSEPORT twins, one per
+        #: worker) rather than every worker serving every socket.
         #: asgiserve workers to run: one when the backend runs ``config.workers`` itself.
         self.worker_count = (
             1 if backends.backend_class(config.backend).manages_workers else config.workers
         )
         self.sockets = sockets
+        self.socket_per_worker = socket_per_worker
         self.say = say
         self.warn = warn
         self.preloader: Preloader | None = None
@@ -148,7 +154,7 @@ class Supervisor:
         first = self.fork_first_workers()
         return asyncio.run(self.run(before_serving, first))
 
-    def fork_first_workers(self) -> list[tuple[int, socket.socket]]:
+    def fork_first_workers(self) -> list[tuple[int, socket.socket, int | None]]:
         """Fork the first workers from this process, which has set Django up already: the site
         is served without waiting for a new interpreter. Only before any thread has started."""
         if not hasattr(os, "fork") or threading.active_count() > 1:
@@ -158,22 +164,31 @@ class Supervisor:
         fds = [s.fileno() for s in self.sockets]
         config = replace(self.config, socket_fds=fds, skip_checks=True)
         forked = []
-        for _ in range(self.worker_count):
+        for slot in self.slots(self.worker_count):
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             with interrupts.deferred():
                 pid = os.fork()
             if pid == 0:
-                for _pid, sibling in forked:
+                for _pid, sibling, _slot in forked:
                     sibling.close()
                 ours.close()
-                worker_module.run(config, backend, Channel(theirs), None)
+                worker_module.run(config.for_slot(slot), backend, Channel(theirs), None)
             theirs.close()
-            forked.append((pid, ours))
+            forked.append((pid, ours, slot))
         return forked
 
-    async def adopt_first_worker(self, pid: int, sock: socket.socket) -> Worker | None:
+    def slots(self, count: int) -> list[int | None]:
+        """The socket slot of each of ``count`` new workers (None: every socket)."""
+        if self.socket_per_worker and count == len(self.sockets):
+            return list(range(count))
+        return [None] * count
+
+    async def adopt_first_worker(
+        self, pid: int, sock: socket.socket, slot: int | None
+    ) -> Worker | None:
         worker = await self.connect(Worker, sock)
         worker.pid = pid
+        worker.slot = slot
         worker.ready = asyncio.get_running_loop().create_future()
         self.listen(worker)
         # Our own child, unlike the preloader's: collect its exit status.
@@ -191,7 +206,9 @@ class Supervisor:
         return self.preloader
 
     async def run(
-        self, before_serving: Callable[[], None], first: list[tuple[int, socket.socket]]
+        self,
+        before_serving: Callable[[], None],
+        first: list[tuple[int, socket.socket, int | None]],
     ) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -226,9 +243,9 @@ class Supervisor:
     def start_serving(self, task: asyncio.Task[list[Worker | None]]) -> None:
         workers = [] if task.cancelled() else task.result()
         self.workers = {w for w in workers if w is not None}
-        for _ in range(len(workers) - len(self.workers)):
-            if not self.stop_requested.is_set():
-                self.spawn(self.replace_crashed(None))
+        for slot, worker in zip(self.slots(len(workers)), workers, strict=True):
+            if worker is None and not self.stop_requested.is_set():
+                self.spawn(self.replace_crashed(None, slot))
         # Boot the preloader only now, not to compete with the first worker for the CPU.
         self.preloader_boot = self.spawn(self.boot_preloader())
 
@@ -327,14 +344,15 @@ class Supervisor:
 
     # -- workers ------------------------------------------------------------------------------
 
-    async def start_worker(self, preloader: Preloader) -> Worker | None:
-        """Fork a worker from ``preloader``; ``None`` if it died before it was ready."""
+    async def start_worker(self, preloader: Preloader, slot: int | None = None) -> Worker | None:
+        """Fork a worker from ``preloader`` (serving the socket of ``slot``, or all of them);
+        ``None`` if it died before it was ready."""
         if not preloader.booted or not preloader.booted.done() or preloader.closed.done():
             return None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         preloader.used = True
         try:
-            forked = await preloader.command({"cmd": "fork"}, [theirs.fileno()])
+            forked = await preloader.command({"cmd": "fork", "slot": slot}, [theirs.fileno()])
         finally:
             theirs.close()
         if forked is None and not preloader.can_fork:
@@ -344,6 +362,7 @@ class Supervisor:
             return None
         worker = await self.connect(Worker, ours)
         worker.preloader = preloader
+        worker.slot = slot
         worker.ready = asyncio.get_running_loop().create_future()
         preloader.workers.add(worker)
         self.listen(worker)
@@ -387,14 +406,19 @@ class Supervisor:
             ):
                 preloader = await self.start_preloader()
             count = self.worker_count if preloader.can_fork else 1
-            started = await asyncio.gather(*(self.start_worker(preloader) for _ in range(count)))
+            started = await asyncio.gather(
+                *(self.start_worker(preloader, slot) for slot in self.slots(count))
+            )
             workers = {worker for worker in started if worker is not None}
             if not workers:
                 self.warn("The new worker exited before it was ready; waiting for a change.")
                 if preloader is not self.preloader:
                     self.spawn(self.stop_preloader(preloader))
                 return
-            old_workers, self.workers = self.workers, workers
+            # A worker with a socket of its own is retired only once its socket has a new one.
+            taken = {worker.slot for worker in workers}
+            kept = {old for old in self.workers if None not in taken and old.slot not in taken}
+            old_workers, self.workers = self.workers - kept, workers | kept
             for old in old_workers:
                 self.spawn(self.retire_worker(old))
             if preloader is not self.preloader:
@@ -473,7 +497,7 @@ class Supervisor:
                 self.workers.discard(child)
                 self.spawn(self.replace_crashed(child))
 
-    async def replace_crashed(self, worker: Worker | None) -> None:
+    async def replace_crashed(self, worker: Worker | None, slot: int | None = None) -> None:
         # A worker that dies right after saying it is ready (its code exits, it runs out of
         # memory) must not be restarted in a tight loop: the back-off only resets once workers
         # have lived a while.
@@ -490,7 +514,7 @@ class Supervisor:
         if self.workers and preloader is not None and preloader.can_fork:
             # The others still serve: add one beside them rather than replacing them all.
             async with self.reload_lock:
-                replacement = await self.start_worker(preloader)
+                replacement = await self.start_worker(preloader, worker.slot if worker else slot)
             if replacement is not None:
                 self.workers.add(replacement)
         else:

@@ -109,6 +109,26 @@ def test_sighup_replaces_workers_without_refusing_a_request(start, backend):
     assert server.process.poll() is None, "SIGHUP stopped the server"
 
 
+def test_sighup_with_a_socket_per_worker_refuses_none(start):
+    """granian's workers each accept on a socket of their own (SO_REUSEPORT twins): every
+    socket keeps being served while the workers are replaced."""
+    server = start("--noreload", "--skip-checks", "--backend", "granian", "--workers", "2")
+    server.wait_serving()
+    poller = Poller(server)
+    wait_for(lambda: len({text for _, text in poller.results}) >= 2, what="both workers")
+    old_pids = {text for _, text in poller.results}
+    server.process.send_signal(signal.SIGHUP)
+    # Each socket is served by its new worker, and the old workers are gone.
+    wait_for(
+        lambda: len(recent := {text for _, text in poller.results[-40:]}) >= 2
+        and not recent & old_pids,
+        what="two new workers answering, and only them",
+    )
+    results = poller.finish()
+    failures = [result for result in results if result[0] != 200]
+    assert not failures, f"{len(failures)}/{len(results)} failed: {failures[:5]}\n{server.output}"
+
+
 #: A view whose every request ends the worker process, as a crash in a C extension would.
 CRASHING_VIEW = """
 

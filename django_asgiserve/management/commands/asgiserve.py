@@ -26,7 +26,7 @@ from django_asgiserve.worker import module_files
 
 
 class Command(BaseCommand):
-    help = "Starts an ASGI server (uvicorn, daphne, hypercorn, granian or gunicorn), like runserver."
+    help = "Starts an ASGI server (uvicorn, daphne, hypercorn, granian, gunicorn) like runserver."
 
     requires_system_checks: list[str] = []
     suppressed_base_arguments = {"--verbosity", "--traceback"}
@@ -128,11 +128,21 @@ class Command(BaseCommand):
             )
         address = addrport.parse(options["addrport"], ipv6=options["use_ipv6"])
         server_config = config.resolve(options)
+        backend = backends.get(server_config.backend)
+        socket_per_worker = (
+            backend.socket_per_worker
+            and not backend.manages_workers
+            and server_config.workers > 1
+            and not sockets
+            and hasattr(socket, "SO_REUSEPORT")
+        )
         if sockets:
             addresses = [addrport.Address.of(sock) for sock in sockets]
         else:
             try:
-                sockets = [addrport.bind(address)]
+                sockets = [addrport.bind(address, reuse_port=socket_per_worker)]
+                if socket_per_worker:
+                    sockets = addrport.bind_twins(sockets[0], server_config.workers)
             except addrport.BindError as error:
                 self.stderr.write(f"Error: {error}")
                 sys.exit(1)
@@ -150,6 +160,7 @@ class Command(BaseCommand):
             warn=lambda text: self.stderr.write(self.style.WARNING(text)),
             excluded_dirs=[Path(p) for p in (settings.MEDIA_ROOT, settings.STATIC_ROOT) if p],
             initial_roots=watch.project_roots(module_files()),
+            socket_per_worker=socket_per_worker,
         )
         urls = [each.url(server_config.scheme) for each in addresses]
         self.exposed = tuple(public_hosts(sockets)) if settings.DEBUG else ()
