@@ -79,6 +79,17 @@ class DaphneBackend(Backend):
             def listen_success(self, port: Any) -> None:
                 ports.append(port)
 
+            async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
+                # daphne writes every body chunk into Twisted's buffer at once: a large
+                # response to a slow client would sit in memory whole. Wait for the buffer
+                # to drain between chunks, as the other servers do.
+                is_body = message.get("type") == "http.response.body"
+                if is_body and not message.get("more_body", False):
+                    WriteFlow.release(protocol)
+                await super().handle_reply(protocol, message)
+                if is_body and message.get("more_body", False):
+                    await WriteFlow.of(protocol).drained()
+
             def stop(self) -> None:
                 if not reactor.running:
                     self.abort_start = True
@@ -127,6 +138,46 @@ class DaphneBackend(Backend):
             from twisted.internet import reactor
 
             reactor.callFromThread(self._server.stop)
+
+
+class WriteFlow:
+    """A Twisted push producer for one response: paused while the connection's write buffer
+    is full, so the ASGI ``send`` of the next body chunk can wait until it has drained."""
+
+    def __init__(self, request: Any) -> None:
+        import asyncio
+
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        # Finished or disconnected: nothing will drain any more, so never wait again.
+        request.notifyFinish().addBoth(lambda _: self.stopProducing())
+
+    @classmethod
+    def of(cls, request: Any) -> WriteFlow:
+        flow = getattr(request, "_asgiserve_flow", None)
+        if flow is None:
+            flow = request._asgiserve_flow = cls(request)
+            request.registerProducer(flow, True)
+        return flow  # type: ignore[no-any-return]
+
+    @staticmethod
+    def release(request: Any) -> None:
+        """Unregister before the last chunk: Twisted refuses to finish a request otherwise."""
+        if getattr(request, "_asgiserve_flow", None) is not None:
+            request._asgiserve_flow = None
+            request.unregisterProducer()
+
+    async def drained(self) -> None:
+        await self._resumed.wait()
+
+    def pauseProducing(self) -> None:
+        self._resumed.clear()
+
+    def resumeProducing(self) -> None:
+        self._resumed.set()
+
+    def stopProducing(self) -> None:
+        self._resumed.set()
 
 
 def tls_options(tls: TLSFiles) -> Any:
