@@ -1,0 +1,191 @@
+"""What the reliability tests observe from outside a server: a process's resources as
+``/proc`` shows them, a client that keeps requesting and counts what went wrong, and raw
+socket exchanges for input no HTTP client would send.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+
+from tests.conftest import DEADLINE
+
+# -- processes ----------------------------------------------------------------------------------
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """``/proc/PID/stat`` after the command name (state, ppid, ...); ``None`` once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """Direct children of ``pid`` and their states (``Z`` for one not reaped yet)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = stat_fields(int(entry.name))
+            if fields and int(fields[1]) == pid:
+                found.append((int(entry.name), fields[0]))
+    return found
+
+
+def is_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie counts as gone)."""
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one process holds: the figures that must not grow over a long run."""
+
+    fds: int
+    threads: int
+    children: int
+    zombies: int
+    rss_kib: int
+    #: Directories watched through inotify (0 where the watcher polls).
+    watches: int
+
+    FIELDS: ClassVar = ("fds", "threads", "children", "zombies", "rss_kib", "watches")
+
+    def change(self, after: Usage) -> str:
+        """``fds 12 -> 12, ...``: each figure before and after."""
+        parts = []
+        for name in self.FIELDS:
+            before, now = getattr(self, name), getattr(after, name)
+            if name == "rss_kib":
+                parts.append(f"RSS {before / 1024:.1f} -> {now / 1024:.1f} MiB")
+            else:
+                parts.append(f"{name.replace('zombies', 'unreaped')} {before} -> {now}")
+        return ", ".join(parts)
+
+
+def usage(pid: int) -> Usage:
+    proc = Path(f"/proc/{pid}")
+    rss = next(
+        int(line.split()[1])
+        for line in (proc / "status").read_text().splitlines()
+        if line.startswith("VmRSS:")
+    )
+    kids = children(pid)
+    return Usage(
+        fds=len(os.listdir(proc / "fd")),
+        threads=len(os.listdir(proc / "task")),
+        children=len(kids),
+        zombies=sum(state == "Z" for _pid, state in kids),
+        rss_kib=rss,
+        watches=inotify_watches(pid),
+    )
+
+
+def inotify_watches(pid: int) -> int:
+    """How many inotify watches ``pid`` holds, from ``/proc/PID/fdinfo``."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:inotify":
+                continue
+            info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        count += sum(line.startswith("inotify wd:") for line in info.splitlines())
+    return count
+
+
+# -- a client that never stops asking -----------------------------------------------------------
+
+
+@dataclass
+class Poller:
+    """GETs ``url`` in a loop on a thread, each request on a new connection (as a browser's
+    reload may), and counts the answers: a refused connection, any other failure (an error, a
+    status other than 200, a body ``valid`` rejects), or a good answer."""
+
+    url: str
+    valid: Callable[[str], bool] = lambda _text: True
+    ok: int = 0
+    refused: int = 0
+    failures: list[str] = field(default_factory=list)
+    last: tuple[int, str] | None = None
+    bodies: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def total(self) -> int:
+        return self.ok + self.refused + len(self.failures)
+
+    def summary(self) -> str:
+        return f"{self.refused} refused / {len(self.failures)} failed of {self.total} requests"
+
+    def __enter__(self) -> Poller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(DEADLINE)
+
+    def _run(self) -> None:
+        limits = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(limits=limits, timeout=DEADLINE) as client:
+            while not self._stop.is_set():
+                try:
+                    response = client.get(self.url)
+                except httpx.ConnectError:
+                    self.refused += 1
+                    continue
+                except httpx.HTTPError as error:
+                    self.failures.append(repr(error))
+                    continue
+                self.last = (response.status_code, response.text)
+                if response.status_code == 200 and self.valid(response.text):
+                    self.ok += 1
+                    self.bodies[response.text] += 1
+                else:
+                    self.failures.append(f"{response.status_code} {response.text[:200]!r}")
+
+
+# -- raw HTTP -----------------------------------------------------------------------------------
+
+
+def connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+
+
+def answer_to(port: int, data: bytes, timeout: float = 10.0) -> str:
+    """Send ``data`` on a new connection and say how the server answered: its status code
+    (``"400"``), ``"closed"`` (closed or reset without a status line) or ``"no answer"`` (open
+    and silent after ``timeout`` seconds)."""
+    with connect(port) as sock:
+        received = b""
+        try:
+            sock.sendall(data)
+            sock.settimeout(timeout)
+            while b"\r\n" not in received:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return "closed"
+                received += chunk
+        except TimeoutError:
+            return "no answer"
+        except OSError:
+            return "closed"
+    status_line = received.split(b"\r\n", 1)[0].split()
+    if len(status_line) >= 2 and status_line[0].startswith(b"HTTP/"):
+        return status_line[1].decode(errors="replace")
+    return f"not HTTP: {received[:40]!r}"
