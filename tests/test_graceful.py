@@ -120,8 +120,9 @@ def test_sighup_with_a_socket_per_worker_refuses_none(start):
     server.process.send_signal(signal.SIGHUP)
     # Each socket is served by its new worker, and the old workers are gone.
     wait_for(
-        lambda: len(recent := {text for _, text in poller.results[-40:]}) >= 2
-        and not recent & old_pids,
+        lambda: (
+            len(recent := {text for _, text in poller.results[-40:]}) >= 2 and not recent & old_pids
+        ),
         what="two new workers answering, and only them",
     )
     results = poller.finish()
