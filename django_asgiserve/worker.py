@@ -41,7 +41,7 @@ def run(
     interrupts.ignore()  # Ctrl+C reaches the supervisor, which stops us
     # The channel is this process's alone: one held open by a process it forks (a backend's
     # own worker) would hide from the supervisor that this one has gone.
-    os.register_at_fork(after_in_child=lambda: os.close(channel.sock.detach()))
+    os.register_at_fork(after_in_child=lambda: close_in_child(channel))
     signal.signal(signal.SIGTERM, lambda *_: stop(backend, config))
     from django.utils import autoreload
 
@@ -104,6 +104,13 @@ def run(
         traceback.print_exc()
         exit_now(1)
     exit_now(0)
+
+
+def close_in_child(channel: Channel) -> None:
+    """Close the channel's descriptor in a forked child (once: its own forks inherit the hook)."""
+    fd = channel.sock.detach()
+    if fd >= 0:
+        os.close(fd)
 
 
 def load_application() -> Any:
