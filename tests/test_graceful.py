@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import shutil
 import signal
+import subprocess
 import threading
 import time
 
 import httpx
+import pytest
+
+from django_asgiserve.addrport import BACKLOG
 
 from .conftest import DEADLINE, Server, wait_for
 
@@ -176,3 +181,15 @@ def test_a_worker_that_keeps_dying_is_restarted_with_a_back_off(start, project):
     wait_for(lambda: server.try_get("/sync/") is not None, what="a worker serving again")
     server.signal_group(signal.SIGINT)
     assert server.wait_exit() == 0, server.output
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to read a backlog")
+def test_the_listen_backlog_stays_the_supervisors(start, backend):
+    """Servers listen() again on the socket they are handed; with their own default (hypercorn:
+    100) a burst of connections while workers are replaced would overflow it."""
+    server = start("--noreload", "--skip-checks", "--backend", backend).wait_serving()
+    listing = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{server.port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    # State, Recv-Q, Send-Q (for a listening socket: its backlog), ...
+    assert listing[2] == str(BACKLOG), listing

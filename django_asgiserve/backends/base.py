@@ -30,6 +30,10 @@ ASGIApp = Callable[..., Any]
 ACCEPTED_SETTLE_SECONDS = 0.1
 
 
+#: Why ``backlog`` is not a backend option: the socket is shared by every worker and reload.
+BACKLOG_OWNED = "the supervisor's socket has a backlog of 2048 for every worker"
+
+
 class BackendError(Exception):
     """A backend cannot be used; carries a hint for the user."""
 

@@ -26,7 +26,12 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from django_asgiserve.backends.base import ACCEPTED_SETTLE_SECONDS, ASGIApp, Backend
+from django_asgiserve.backends.base import (
+    ACCEPTED_SETTLE_SECONDS,
+    BACKLOG_OWNED,
+    ASGIApp,
+    Backend,
+)
 
 if TYPE_CHECKING:
     from django_asgiserve.config import ServerConfig
@@ -54,6 +59,7 @@ class GunicornBackend(Backend):
         "worker_class": "asgiserve runs uvicorn's worker (uvicorn_worker.UvicornWorker)",
         "wsgi_app": "asgiserve serves ASGI_APPLICATION",
         "graceful_timeout": "use --graceful-timeout or ASGISERVE['GRACEFUL_TIMEOUT']",
+        "backlog": BACKLOG_OWNED,
         **dict.fromkeys(("certfile", "keyfile"), "use --certfile and --keyfile"),
         "root_path": "set FORCE_SCRIPT_NAME instead, which means the same on every backend",
         **dict.fromkeys(("forwarded_allow_ips", "proxy_allow_ips"), PROXY),

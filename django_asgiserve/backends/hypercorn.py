@@ -12,7 +12,13 @@ import socket
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from django_asgiserve.backends.base import ACCEPTED_SETTLE_SECONDS, ASGIApp, Backend
+from django_asgiserve.addrport import BACKLOG
+from django_asgiserve.backends.base import (
+    ACCEPTED_SETTLE_SECONDS,
+    BACKLOG_OWNED,
+    ASGIApp,
+    Backend,
+)
 
 MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 
@@ -25,6 +31,7 @@ class HypercornBackend(Backend):
         **dict.fromkeys(("bind", "insecure_bind", "quic_bind", "workers", "accesslog"), MANAGED),
         **dict.fromkeys(("use_reloader", "errorlog", "logconfig", "pid_path"), MANAGED),
         "root_path": "set FORCE_SCRIPT_NAME instead, which means the same on every backend",
+        "backlog": BACKLOG_OWNED,
         "graceful_timeout": "use --graceful-timeout or ASGISERVE['GRACEFUL_TIMEOUT']",
         **dict.fromkeys(("certfile", "keyfile"), "use --certfile and --keyfile"),
     }
@@ -64,6 +71,9 @@ class HypercornBackend(Backend):
         if config.quic_bind:
             app = lowercase_response_headers(app)
         config.accesslog = None
+        # asyncio listens again on the socket it serves: with hypercorn's default (100) a burst
+        # of connections during a reload would overflow the supervisor's backlog.
+        config.backlog = BACKLOG
         # A Logger instance makes hypercorn log through the logging tree instead of installing
         # its own stderr handler: warnings still show, "Running on" INFO lines do not.
         config.errorlog = logging.getLogger("hypercorn.error")

@@ -9,8 +9,10 @@ import socket
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
+from django_asgiserve.addrport import BACKLOG
 from django_asgiserve.backends.base import (
     ACCEPTED_SETTLE_SECONDS,
+    BACKLOG_OWNED,
     ASGIApp,
     Backend,
     signature_names,
@@ -28,6 +30,7 @@ class UvicornBackend(Backend):
         **dict.fromkeys(("reload", "reload_dirs", "reload_includes", "reload_excludes"), MANAGED),
         **dict.fromkeys(("reload_delay", "log_config", "lifespan", "env_file"), MANAGED),
         "root_path": "set FORCE_SCRIPT_NAME instead, which means the same on every backend",
+        "backlog": BACKLOG_OWNED,
         "proxy_headers": "proxy headers are handled by asgiserve",
         "forwarded_allow_ips": "proxy headers are handled by asgiserve",
         "timeout_graceful_shutdown": "use --graceful-timeout or ASGISERVE['GRACEFUL_TIMEOUT']",
@@ -76,6 +79,7 @@ class UvicornBackend(Backend):
             access_log=False,
             log_config=None,
             proxy_headers=False,
+            backlog=BACKLOG,  # uvicorn listens again on the socket: keep the supervisor's
             timeout_graceful_shutdown=max(0.0, self.graceful_timeout - ACCEPTED_SETTLE_SECONDS),
             **tls,
             **self.options,
