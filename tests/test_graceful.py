@@ -114,10 +114,10 @@ def test_sighup_replaces_workers_without_refusing_a_request(start, backend):
     assert server.process.poll() is None, "SIGHUP stopped the server"
 
 
-def test_sighup_with_a_socket_per_worker_refuses_none(start):
-    """granian's workers each accept on a socket of their own (SO_REUSEPORT twins): every
-    socket keeps being served while the workers are replaced."""
-    server = start("--noreload", "--skip-checks", "--backend", "granian", "--workers", "2")
+def test_sighup_with_two_workers_refuses_none(start, backend):
+    """Each worker accepts on a socket of its own (SO_REUSEPORT twins; gunicorn's arbiter shares
+    one): every socket keeps being served while the workers are replaced."""
+    server = start("--noreload", "--skip-checks", "--backend", backend, "--workers", "2")
     server.wait_serving()
     poller = Poller(server)
     wait_for(lambda: len({text for _, text in poller.results}) >= 2, what="both workers")

@@ -53,10 +53,6 @@ class Backend(ABC):
     #: Options that asgiserve sets itself and a user may not pass through ``OPTIONS``,
     #: with the reason shown in the error.
     managed_options: ClassVar[Mapping[str, str]] = {}
-    #: With ``--workers N``, give each worker a listening socket of its own (``SO_REUSEPORT``
-    #: twins the supervisor keeps) instead of one shared by all: for servers that accept
-    #: greedily, which on a shared socket take a burst of connections all to one worker.
-    socket_per_worker: ClassVar[bool] = False
     #: Whether ``preload()`` leaves the process safe to ``fork()`` workers from.
     fork_safe: ClassVar[bool] = True
     #: Packages that must be imported in each worker, never in the preloader.

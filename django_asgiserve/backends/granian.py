@@ -40,8 +40,6 @@ class GranianBackend(Backend):
     name = "granian"
     distribution = "granian"
     module = "granian"
-    # As granian's own command line does on Linux (there, one socket per worker process).
-    socket_per_worker = True
     managed_options: ClassVar[dict[str, str]] = {
         **dict.fromkeys(OWNED, MANAGED),
         "url_path_prefix": "set FORCE_SCRIPT_NAME instead, which means the same on every backend",

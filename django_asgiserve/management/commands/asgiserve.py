@@ -129,9 +129,11 @@ class Command(BaseCommand):
         address = addrport.parse(options["addrport"], ipv6=options["use_ipv6"])
         server_config = config.resolve(options)
         backend = backends.get(server_config.backend)
+        # Servers accept greedily: on one shared socket a burst of connections all goes to one
+        # worker. A socket per worker (SO_REUSEPORT twins that we keep open) lets the kernel
+        # spread them, as granian's own command line does, and none is closed by a reload.
         socket_per_worker = (
-            backend.socket_per_worker
-            and not backend.manages_workers
+            not backend.manages_workers
             and server_config.workers > 1
             and not sockets
             and hasattr(socket, "SO_REUSEPORT")
