@@ -30,7 +30,7 @@ AREAS = {
     "test_bad_input": "Bad input",
     "test_security": "Security defaults",
 }
-#: Tests of the main suite that are the evidence for part of the brief, so not repeated here.
+#: Tests of the main suite that are the evidence for part of the issue, so not repeated here.
 ELSEWHERE = [
     ("Faults", "tests/test_shutdown.py::test_kill_9_of_the_supervisor_leaves_nothing_behind",
      "kill -9 of the supervisor: no process survives, the port is free"),
