@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
-from websockets.sync.client import connect
+from websockets.asyncio.client import connect
 
 from tests.conftest import BACKENDS, DEADLINE, Server, wait_for
 from tests.test_errors import assert_fails_clearly, manage
@@ -94,11 +94,17 @@ def test_websocket_over_wss(start, backend, certificate):
     server = serve_https(start, certificate, "--backend", backend)
     context = certificate.client_context()
     url = f"wss://127.0.0.1:{server.port}"
-    with connect(f"{url}/ws/echo/", ssl=context, open_timeout=10, close_timeout=10) as websocket:
-        websocket.send("over TLS")
-        assert websocket.recv(timeout=10) == "echo: over TLS"
-    with connect(f"{url}/ws/scheme/", ssl=context, open_timeout=10) as websocket:
-        assert websocket.recv(timeout=10) == "wss"
+
+    # The asyncio client: the threaded one can block in an SSL read past its own timeouts.
+    async def talk() -> tuple[str, str]:
+        async with connect(f"{url}/ws/echo/", ssl=context, open_timeout=10) as websocket:
+            await websocket.send("over TLS")
+            echoed = await asyncio.wait_for(websocket.recv(), 10)
+        async with connect(f"{url}/ws/scheme/", ssl=context, open_timeout=10) as websocket:
+            scheme = await asyncio.wait_for(websocket.recv(), 10)
+        return str(echoed), str(scheme)
+
+    assert asyncio.run(asyncio.wait_for(talk(), DEADLINE)) == ("echo: over TLS", "wss")
 
 
 def test_plain_http_to_the_tls_port_is_refused_and_the_server_keeps_serving(
