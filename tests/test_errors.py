@@ -56,6 +56,15 @@ class Result:
 
 def run(cwd: Path, argv: list[str], env: dict[str, str] | None = None) -> Result:
     """Run a command that should end by itself; fail at once if it starts serving instead."""
+    result, _serving = serve_or_exit(cwd, argv, env)
+    assert "Quit the server with" not in result.stdout, f"it is serving:\n{result.output}"
+    return result
+
+
+def serve_or_exit(
+    cwd: Path, argv: list[str], env: dict[str, str] | None = None
+) -> tuple[Result, bool]:
+    """Run a command until it exits or starts serving (then kill it); its output, and which."""
     process = subprocess.Popen(
         [sys.executable, *argv],
         cwd=cwd,
@@ -69,17 +78,16 @@ def run(cwd: Path, argv: list[str], env: dict[str, str] | None = None) -> Result
     try:
         wait_for(
             lambda: process.poll() is not None or "Quit the server with" in stdout.text,
-            what=f"{argv} to exit",
+            what=f"{argv} to serve or exit",
         )
+        serving = process.poll() is None
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
         stdout.join()
         stderr.join()
-    result = Result(process.returncode, stdout.text, stderr.text)
-    assert "Quit the server with" not in result.stdout, f"it is serving:\n{result.output}"
-    return result
+    return Result(process.returncode, stdout.text, stderr.text), serving
 
 
 def manage(project: Path, *args: str, hide: tuple[str, ...] = (), **kwargs) -> Result:

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,8 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import BACKENDS, BANNER_URL, DEADLINE, Output, Server, child_environ, wait_for
+from tests.conftest import BACKENDS, BANNER_URL, DEADLINE, Server, wait_for
 from tests.reliability.probes import Poller, answer_to, connect
+from tests.test_errors import serve_or_exit
 from tests.test_serving import copy_project
 
 pytestmark = pytest.mark.reliability
@@ -102,31 +99,9 @@ class Outcome:
     def __init__(
         self, project: Path, settings_module: str, args: tuple[str, ...] = ("127.0.0.1:0",)
     ) -> None:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "asgiserve", "--noreload", "--settings",
-             settings_module, *args],
-            cwd=project,
-            env=child_environ({"PYTHONDONTWRITEBYTECODE": "1"}),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )  # fmt: skip
-        stdout, stderr = Output(process.stdout), Output(process.stderr)
-        try:
-            wait_for(
-                lambda: process.poll() is not None or "Quit the server with" in stdout.text,
-                what="the command to serve or exit",
-            )
-            self.serving = process.poll() is None
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-            stdout.join()
-            stderr.join()
-        self.code = process.returncode
-        self.stdout, self.stderr = stdout.text, stderr.text
+        argv = ["manage.py", "asgiserve", "--noreload", "--settings", settings_module, *args]
+        result, self.serving = serve_or_exit(project, argv, {"PYTHONDONTWRITEBYTECODE": "1"})
+        self.code, self.stdout, self.stderr = result.code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")
