@@ -1,16 +1,25 @@
-"""System checks for the ``ASGISERVE`` setting (``asgiserve.E0xx``) and the app's position."""
+"""System checks for the ``ASGISERVE`` setting (``asgiserve.E0xx``) and the app's position.
+
+Most are registered with Django and run in every command. The serving checks (the backend is
+installed, ``asgiserve.E004``; a process-local channel layer across workers, ``asgiserve.W002``)
+concern only ``asgiserve``/``runserver``, which runs them itself (:func:`serving_report`): a
+migration job or a worker image without the server runs ``migrate`` and ``check`` as usual.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings
 from django.core import checks
+from django.core.management.color import Style
 
 from django_asgiserve import conf
 
 APP = "django_asgiserve"
 STATICFILES = "django.contrib.staticfiles"
+IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 
 
 @checks.register()
@@ -39,3 +48,53 @@ def check_app_order() -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+def backend_installed(name: str) -> list[checks.CheckMessage]:
+    """``asgiserve.E004`` unless the backend ``name`` (or any, for ``auto``) is installed."""
+    return [checks.Error(p.msg, hint=p.hint, id=p.id) for p in conf.backend_problems(name)]
+
+
+def channel_layers(workers: int) -> list[checks.CheckMessage]:
+    """``asgiserve.W002`` for each Channels layer kept in one process's memory while several
+    processes serve: a group message sent in one worker never reaches the others' consumers."""
+    if workers < 2:
+        return []
+    layers = getattr(settings, "CHANNEL_LAYERS", None)
+    if not isinstance(layers, dict):
+        return []
+    return [
+        checks.Warning(
+            f"CHANNEL_LAYERS[{alias!r}] is {IN_MEMORY_LAYER.rpartition('.')[2]}, kept in each "
+            f"process's memory, and {workers} worker processes serve: group messages never "
+            "cross processes, so a consumer in one worker misses what is sent in another.",
+            hint="Use a layer shared by every process, such as channels-redis "
+            "(channels_redis.core.RedisChannelLayer), or serve with one worker.",
+            id="asgiserve.W002",
+        )
+        for alias, layer in layers.items()
+        if isinstance(layer, dict) and layer.get("BACKEND") == IN_MEMORY_LAYER
+    ]
+
+
+def serving_report(messages: list[checks.CheckMessage], style: Style) -> tuple[str, bool]:
+    """The serving checks' messages as Django's system checks print them, and whether any is
+    an error. Those named in ``SILENCED_SYSTEM_CHECKS`` are left out; ``("", False)`` when none
+    remains."""
+    silenced = [m for m in messages if m.is_silenced()]
+    shown = [m for m in messages if not m.is_silenced()]
+    if not shown:
+        return "", False
+    serious = any(m.is_serious() for m in shown)
+    header = "System check identified some issues:\n"
+    body = ""
+    for title, level in (("ERRORS", checks.ERROR), ("WARNINGS", checks.WARNING)):
+        group = [m for m in shown if (m.level >= checks.ERROR) == (level == checks.ERROR)]
+        if group:
+            paint = style.ERROR if level == checks.ERROR else style.WARNING
+            body += f"\n{title}:\n" + "\n".join(paint(str(m)) for m in group) + "\n"
+    count = "1 issue" if len(shown) == 1 else f"{len(shown)} issues"
+    footer = f"\nSystem check identified {count} ({len(silenced)} silenced)."
+    if serious:
+        header = style.ERROR(f"SystemCheckError: {header}")
+    return header + body + footer, serious

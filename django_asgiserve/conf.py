@@ -1,7 +1,8 @@
 """The ``ASGISERVE`` setting: its defaults, its validation and the typed view the rest reads.
 
 Validation returns every problem at once (the system checks show them all); ``load()`` raises the
-first one for code paths that must not go on with a broken configuration.
+first one for code paths that must not go on with a broken configuration. Whether the backend is
+installed is asked separately (``backend_problems``), by the serving command only.
 """
 
 from __future__ import annotations
@@ -130,6 +131,17 @@ def _backend_problems(name: object) -> list[Problem]:
                 f"Choose one of: auto, {', '.join(backends.NAMES)}.",
             )
         ]
+    return []
+
+
+def backend_problems(name: str) -> list[Problem]:
+    """``asgiserve.E004`` when the backend ``name`` (or any, for ``auto``) is not installed.
+
+    Only a command that serves asks this: a migration job or a worker image without the server
+    must still run ``migrate`` and ``check`` with the project's settings.
+    """
+    if name != "auto" and name not in backends.NAMES:
+        return []
     try:
         backends.get(name)
     except backends.BackendError as error:

@@ -92,9 +92,10 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
     from django.apps import apps
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
-    from django.core.management.base import CommandError
+    from django.core.management.base import CommandError, SystemCheckError
+    from django.core.management.color import color_style
 
-    from django_asgiserve import backends, conf
+    from django_asgiserve import backends, checks, conf
 
     check_asgi_application()
     try:
@@ -102,6 +103,10 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
     except ImproperlyConfigured as error:
         raise CommandError(str(error)) from error
     name = options.get("backend") or serve_settings.backend
+    # Checked here, not as a registered system check: only serving needs the server installed.
+    report, serious = checks.serving_report(checks.backend_installed(name), color_style())
+    if serious:
+        raise SystemCheckError(report)
     try:
         backend = backends.get(name)
     except backends.BackendError as error:

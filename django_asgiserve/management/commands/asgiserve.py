@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, SystemCheckEr
 from django.db import connections
 from django.utils.version import get_docs_version
 
-from django_asgiserve import activation, addrport, backends, config, watch
+from django_asgiserve import activation, addrport, backends, checks, config, watch
 from django_asgiserve.supervisor import Supervisor
 from django_asgiserve.worker import module_files
 
@@ -178,6 +178,12 @@ class Command(BaseCommand):
     def before_serving(self, server_config: config.ServerConfig, urls: list[str]) -> None:
         """runserver's checks and banner, printed while the first worker starts."""
         if not server_config.skip_checks:
+            # What only serving can get wrong, before the project's own checks.
+            report, _serious = checks.serving_report(
+                checks.channel_layers(server_config.workers), self.style
+            )
+            if report:
+                self.stderr.write(report)
             self.stdout.write("Performing system checks...\n\n")
             try:
                 self.check(display_num_errors=True)
