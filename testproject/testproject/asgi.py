@@ -6,6 +6,8 @@ ASGI entry point for the django-asgiserve demo project.
 * WebSocket connections to ``/ws/echo/`` go to :func:`demo.consumers.echo`,
   which echoes every text message back prefixed with ``"echo: "``;
 * ``/ws/scheme/`` sends the connection's scope ``scheme`` (``ws`` or ``wss``) and closes;
+* ``/ws/chat/`` (only when Channels is installed) is :class:`demo.chat.ChatConsumer`, which
+  broadcasts what it receives to the group "chat" through ``CHANNEL_LAYERS``;
 * WebSocket connections to any other path are rejected with close code 4404;
 * everything else (HTTP, lifespan, ...) goes to Django's ASGI handler.
 
@@ -13,6 +15,7 @@ It is what ``manage.py asgiserve`` serves (via ``ASGI_APPLICATION``) and can
 also be run directly, e.g. ``uvicorn testproject.asgi:application``.
 """
 
+import importlib.util
 import os
 from importlib import import_module
 
@@ -30,6 +33,8 @@ WEBSOCKET_ROUTES = {
     "/ws/echo/": consumers.echo,
     "/ws/scheme/": consumers.scheme,
 }
+if importlib.util.find_spec("channels") is not None:
+    WEBSOCKET_ROUTES["/ws/chat/"] = import_module("demo.chat").ChatConsumer.as_asgi()
 
 
 async def reject_websocket(scope, receive, send):

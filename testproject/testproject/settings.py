@@ -27,6 +27,14 @@ Environment variables:
 ``ASGISERVE_DEMO_BROWSER_RELOAD``
     ``"1"`` enables django-browser-reload (if installed) to show that it
     keeps working under ``asgiserve``.
+``ASGISERVE_DEMO_CHANNEL_LAYER``
+    ``"memory"`` or a ``redis://`` URL: the Channels layer behind the
+    ``/ws/chat/`` group consumer (routed when Channels is installed).
+``ASGISERVE_DEMO_DEBUG_TOOLBAR``
+    ``"1"`` enables django-debug-toolbar (if installed) for 127.0.0.1.
+``ASGISERVE_DEMO_WHITENOISE``
+    ``"1"`` serves static files with whitenoise's middleware (if installed),
+    from ``STATIC_ROOT`` after ``collectstatic``.
 """
 
 import importlib.util
@@ -78,6 +86,35 @@ BROWSER_RELOAD = (
 if BROWSER_RELOAD:
     INSTALLED_APPS.append("django_browser_reload")
     MIDDLEWARE.append("django_browser_reload.middleware.BrowserReloadMiddleware")
+
+# Optional: django-debug-toolbar, shown to requests from this machine.
+DEBUG_TOOLBAR = (
+    os.environ.get("ASGISERVE_DEMO_DEBUG_TOOLBAR") == "1"
+    and importlib.util.find_spec("debug_toolbar") is not None
+)
+if DEBUG_TOOLBAR:
+    INSTALLED_APPS.append("debug_toolbar")
+    MIDDLEWARE.insert(0, "debug_toolbar.middleware.DebugToolbarMiddleware")
+    INTERNAL_IPS = ["127.0.0.1"]
+
+# Optional: whitenoise serves STATIC_ROOT (run collectstatic first), right after security.
+if (
+    os.environ.get("ASGISERVE_DEMO_WHITENOISE") == "1"
+    and importlib.util.find_spec("whitenoise") is not None
+):
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+
+# Optional: the Channels layer the /ws/chat/ group consumer broadcasts through.
+CHANNEL_LAYER = os.environ.get("ASGISERVE_DEMO_CHANNEL_LAYER", "")
+if CHANNEL_LAYER == "memory":
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+elif CHANNEL_LAYER:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [CHANNEL_LAYER]},
+        }
+    }
 
 ROOT_URLCONF = "testproject.urls"
 

@@ -20,3 +20,6 @@ urlpatterns = [
 
 if getattr(settings, "BROWSER_RELOAD", False):
     urlpatterns.append(path("__reload__/", include("django_browser_reload.urls")))
+
+if getattr(settings, "DEBUG_TOOLBAR", False):
+    urlpatterns.append(path("__debug__/", include("debug_toolbar.urls")))
