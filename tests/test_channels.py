@@ -13,9 +13,11 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import DEADLINE
+from tests.helpers.hiding import hiding_environ
 from tests.helpers.redis import redis_server
 
 #: Connections opened, at most, before both workers serve one of them.
@@ -59,4 +61,22 @@ def test_group_messages_reach_every_worker(start, backend, redis_url):
             message = receive(client)
             assert message == {"text": "hello, everyone", "from": clients[sender], "pid": pid}
     assert "asgiserve.W002" not in server.output
+    assert "Traceback" not in server.output, server.output
+
+
+def test_the_demo_serves_without_channels(start, tmp_path):
+    server = start(
+        "--noreload",
+        "--backend",
+        "uvicorn",
+        env=hiding_environ(tmp_path / "hidden", "channels", "channels_redis"),
+    ).wait_serving()
+    base = f"ws://127.0.0.1:{server.port}"
+    with connect(f"{base}/ws/echo/", open_timeout=DEADLINE) as client:
+        client.send("hi")
+        assert client.recv(timeout=DEADLINE) == "echo: hi"
+    # No route: refused before the handshake completes (uvicorn answers 403).
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{base}/ws/chat/", open_timeout=DEADLINE)
+    assert refused.value.response.status_code == 403
     assert "Traceback" not in server.output, server.output
