@@ -100,3 +100,32 @@ def test_debug_toolbar_in_a_browser(start, backend):
         panel = root.find_element(By.CSS_SELECTOR, "#TemplatesPanel")
         wait.until(lambda _driver: panel.is_displayed() and "demo/index.html" in panel.text)
     assert "/__debug__/render_panel/" in server.output
+
+
+def test_debug_toolbar_panels_with_workers_and_a_shared_store(start, project, backend):
+    """With --workers 2 the panel may be asked of the other worker: a store every process
+    shares (the toolbar's CacheStore on a file cache) finds the request's data there too."""
+    cache = project / "toolbar-cache"
+    (project / "testproject" / "settings_toolbar.py").write_text(
+        "from .settings import *  # noqa: F403\n"
+        'DEBUG_TOOLBAR_CONFIG = {"TOOLBAR_STORE_CLASS": "debug_toolbar.store.CacheStore"}\n'
+        "CACHES = {'default': {\n"
+        "    'BACKEND': 'django.core.cache.backends.filebased.FileBasedCache',\n"
+        f"    'LOCATION': {str(cache)!r},\n"
+        "}}\n"
+    )
+    env = {**TOOLBAR, "DJANGO_SETTINGS_MODULE": "testproject.settings_toolbar"}
+    server = start("--backend", backend, "--workers", "2", env=env).wait_serving()
+    for _page in range(8):
+        # A connection per request: the kernel spreads them over both workers' sockets.
+        page = server.get("/", headers={"Connection": "close"})
+        request_id = re.search(r'data-request-id="(\w+)"', page.text)
+        assert request_id, page.text
+        panel = server.get(
+            "/__debug__/render_panel/",
+            params={"request_id": request_id.group(1), "panel_id": "TemplatesPanel"},
+            headers={"Connection": "close"},
+        )
+        assert panel.status_code == 200, panel.text
+        assert "demo/index.html" in panel.json()["content"]
+    assert "Traceback" not in server.output, server.output
