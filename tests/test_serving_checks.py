@@ -96,7 +96,6 @@ def test_another_backend_serves_where_the_configured_one_is_missing(start, witho
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("backend", ["uvicorn", "gunicorn"])
 def test_in_memory_channel_layer_with_workers_warns(start, backend, workers):
     server = start(
         "--noreload", "--backend", backend, "--workers", str(workers),
