@@ -85,16 +85,18 @@ def serving_report(messages: list[checks.CheckMessage], style: Style) -> tuple[s
     shown = [m for m in messages if not m.is_silenced()]
     if not shown:
         return "", False
-    serious = any(m.is_serious() for m in shown)
+    errors = [m for m in shown if m.is_serious()]
+    warnings = [m for m in shown if not m.is_serious()]
     header = "System check identified some issues:\n"
     body = ""
-    for title, level in (("ERRORS", checks.ERROR), ("WARNINGS", checks.WARNING)):
-        group = [m for m in shown if (m.level >= checks.ERROR) == (level == checks.ERROR)]
+    for title, group, paint in (
+        ("ERRORS", errors, style.ERROR),
+        ("WARNINGS", warnings, style.WARNING),
+    ):
         if group:
-            paint = style.ERROR if level == checks.ERROR else style.WARNING
             body += f"\n{title}:\n" + "\n".join(paint(str(m)) for m in group) + "\n"
     count = "1 issue" if len(shown) == 1 else f"{len(shown)} issues"
     footer = f"\nSystem check identified {count} ({len(silenced)} silenced)."
-    if serious:
+    if errors:
         header = style.ERROR(f"SystemCheckError: {header}")
-    return header + body + footer, serious
+    return header + body + footer, bool(errors)
