@@ -7,6 +7,8 @@ ASGI entry point for the django-asgiserve demo project.
   which echoes every text message back prefixed with ``"echo: "``;
 * ``/ws/scheme/`` sends the connection's scope ``scheme`` (``ws`` or ``wss``) and closes;
 * WebSocket connections to any other path are rejected with close code 4404;
+* HTTP requests to ``/asgi/slow-upload/`` go to :func:`demo.consumers.slow_upload`, which reads
+  the request body straight from ``receive``, slowly at first;
 * everything else (HTTP, lifespan, ...) goes to Django's ASGI handler.
 
 It is what ``manage.py asgiserve`` serves (via ``ASGI_APPLICATION``) and can
@@ -43,5 +45,7 @@ async def application(scope, receive, send):
     if scope["type"] == "websocket":
         app = WEBSOCKET_ROUTES.get(scope["path"], reject_websocket)
         await app(scope, receive, send)
+    elif scope["type"] == "http" and scope["path"] == "/asgi/slow-upload/":
+        await consumers.slow_upload(scope, receive, send)
     else:
         await django_application(scope, receive, send)
