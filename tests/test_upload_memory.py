@@ -10,6 +10,7 @@ before each upload (``/proc/PID/clear_refs``), so no sampling can miss a peak.
 from __future__ import annotations
 
 import hashlib
+import socket
 import ssl
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -161,21 +162,65 @@ def tls(tmp_path: Path) -> tuple[ssl.SSLContext, tuple[str, ...]]:
     return context, ("--certfile", str(certfile), "--keyfile", str(keyfile))
 
 
-@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "http2"])
-def test_a_large_upload_over_tls_arrives_whole_in_flat_memory(start, backend, tls, http2):
+@pytest.mark.parametrize(
+    ("http2", "length"),
+    [(False, True), (True, True), (True, False)],
+    ids=["http1.1", "http2", "http2-no-length"],
+)
+def test_a_large_upload_over_tls_arrives_whole_in_flat_memory(start, backend, tls, http2, length):
     """HTTP/2 where the backend negotiates it (daphne's goes through Twisted's H2 streams, whose
     flow-control window is the backpressure), to the slow reader."""
+    if not length and backend not in HTTP2_OVER_TLS:
+        pytest.skip("HTTP/1.1 without a length is chunked, tested above")
     context, args = tls
+    headers = RAW_HEADERS if length else {"content-type": "application/octet-stream"}
     server = start("--noreload", "--skip-checks", "--backend", backend, *args)
     server.verify = context
     server.wait_serving()
     with httpx.Client(timeout=DEADLINE, verify=context, http2=http2) as client:
         with PeakGrowth(server) as peak:
             url = f"{server.url}/asgi/slow-upload/?pause=1"
-            response = upload(client, url, blocks(), RAW_HEADERS)
+            response = upload(client, url, blocks(), headers)
         assert_whole(response)
         small = client.post(f"{server.url}/body-size/", content=b"x" * 1000)
     assert small.json() == {"size": 1000}
     if http2 and backend in HTTP2_OVER_TLS:
         assert response.http_version == "HTTP/2"
     peak.check(backend, f"a {SIZE >> 20} MB upload over TLS ({response.http_version})")
+
+
+def send_head_and_some_body(server: Server, path: str, body_bytes: int) -> socket.socket:
+    """A request declaring a 64 MB body, of which only ``body_bytes`` are sent (so far)."""
+    client = socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE)
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {SIZE}\r\n"
+    client.sendall(f"{head}Content-Type: application/octet-stream\r\n\r\n".encode())
+    sent = 0
+    for block in blocks(body_bytes):
+        client.sendall(block)
+        sent += len(block)
+    return client
+
+
+def test_a_response_before_the_body_s_end_is_delivered(start, backend):
+    server = serve(start, backend)
+    with send_head_and_some_body(server, "/asgi/slow-upload/?read=0", 2 * 1024 * 1024) as client:
+        received = b""
+        while b'"messages": 0}' not in received:
+            chunk = client.recv(65536)
+            assert chunk, f"closed before the response: {received[:300]!r}"
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200"), received[:300]
+    if backend == "daphne":
+        # The rest of the body is still on its way: the connection cannot carry another request.
+        assert b"connection: close" in received.lower(), received[:300]
+    assert server.get("/sync/").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/upload/", "/asgi/slow-upload/?pause=0.5"])
+def test_a_client_gone_mid_upload_leaves_a_working_worker(start, backend, path):
+    server = serve(start, backend)
+    with PeakGrowth(server) as peak:
+        send_head_and_some_body(server, path, 16 * 1024 * 1024).close()
+        server.wait_output(f'"POST {path.split("?")[0]}', timeout=DEADLINE)
+    assert server.get("/sync/").status_code == 200
+    peak.check(backend, "16 MB of an upload cut short")

@@ -32,7 +32,8 @@ async def scheme(scope, receive, send):
 
 async def slow_upload(scope, receive, send):
     """Read the request body straight from ``receive``, pausing ``?pause=S`` seconds (default 1,
-    at most 30) after its first message, and answer with its size and SHA-256 as JSON.
+    at most 30) after its first message, and answer with its size and SHA-256 as JSON
+    (``?read=0``: at once, without reading the body).
 
     The pause is a reader slower than the client: a server that keeps reading the connection
     meanwhile holds the rest of the body in memory.
@@ -46,7 +47,8 @@ async def slow_upload(scope, receive, send):
     digest = hashlib.sha256()
     size = 0
     messages = 0
-    more_body = True
+    # ?read=0 answers without reading the body at all (a response before the body's end).
+    more_body = query.get("read", ["1"])[0] != "0"
     while more_body:
         message = await receive()
         if message["type"] == "http.disconnect":
