@@ -73,12 +73,16 @@ class RequestBody:
         self._complete = True
         self._arrived.set()
 
-    def abort(self) -> None:
-        """The connection is gone (or the response is over): drop what waits, wake ``receive``."""
+    def abort(self, resume: bool = False) -> None:
+        """The connection is gone, or the response is over: drop what waits (and, if ``resume``,
+        the rest of the body as it comes), and wake ``receive``."""
         self._aborted = True
         self._chunks.clear()
         self._buffered = 0
         self._arrived.set()
+        if resume and self._paused:
+            self._paused = False
+            self._producer.resumeProducing()
 
     def application(self, app: ASGIApp) -> ASGIApp:
         """``app`` with its ``receive`` reading this body first, then daphne's queue."""
@@ -136,6 +140,7 @@ class StreamingRequest(WebRequest):  # type: ignore[misc]
 
     streamed_body: RequestBody | None = None
     _declared_length: int | None = 0
+    _finish_when_body_ends = False
 
     def gotLength(self, length: int | None) -> None:
         self._declared_length = length
@@ -153,20 +158,34 @@ class StreamingRequest(WebRequest):  # type: ignore[misc]
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self.streamed_body is not None:
             self.streamed_body.finish()
+            if self._finish_when_body_ends and not self.finished:
+                super().handle_reply({"type": "http.response.body", "more_body": False})
         else:
             super().requestReceived(command, path, version)
 
     def handle_reply(self, message: Message) -> None:
         body = self.streamed_body
-        early = body is not None and not body.complete and not self.finished
-        if early and message.get("type") == "http.response.start" and self.transport is not None:
-            # A response before the body's end: HTTP/1.1 cannot read the next request on this
-            # connection until the rest of this body is through, so close it afterwards.
+        if body is None or body.complete or self.finished:
+            super().handle_reply(message)
+            return
+        # A response before the body's end.
+        kind = message.get("type")
+        if kind == "http.response.start" and self.transport is not None:
+            # HTTP/1.1 cannot read the next request on this connection until the rest of this
+            # body is through: close it after the response.
             self.channel.persistent = False
             self.responseHeaders.setRawHeaders(b"connection", [b"close"])
+        last = kind == "http.response.body" and not message.get("more_body", False)
+        if last and self.transport is None:
+            # HTTP/2: Twisted forgets a finished stream, and DATA the client still sends on it
+            # then breaks the whole connection. End the response once the body has ended.
+            super().handle_reply({**message, "more_body": True})
+            self._finish_when_body_ends = True
+            body.abort(resume=True)
+            return
         super().handle_reply(message)
-        if early and self.finished:
-            body.abort()
+        if self.finished:
+            body.abort(resume=False)
 
     def connectionLost(self, reason: Any) -> None:
         if self.streamed_body is not None:
