@@ -72,10 +72,12 @@ class DaphneBackend(Backend):
         from twisted.internet import reactor
         from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 
+        from django_asgiserve.backends.daphne_body import StreamedBodyServer, StreamingHTTPFactory
+
         backend = self
         ports: list[Any] = []
 
-        class GracefulServer(Server):  # type: ignore[misc]
+        class GracefulServer(StreamedBodyServer, Server):  # type: ignore[misc]
             def listen_success(self, port: Any) -> None:
                 ports.append(port)
 
@@ -122,6 +124,8 @@ class DaphneBackend(Backend):
             return plain if tls is None else TLSServerEndpoint(plain, tls)
 
         daphne.server.serverFromString = endpoint
+        # Request bodies reach the application as they arrive, not once all in (daphne_body).
+        daphne.server.HTTPFactory = StreamingHTTPFactory
         if self.tls is not None:
             app = websocket_scheme_wss(app)
         endpoints = list(adopted)

@@ -1,10 +1,13 @@
 import asyncio
+import hashlib
 import math
 import os
+import time
 
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 
 from demo.apps import LIFESPAN
 
@@ -13,6 +16,7 @@ from demo.apps import LIFESPAN
 MESSAGE = "hello from testproject"
 
 MAX_SLOW_SECONDS = 30.0
+UPLOAD_READ_SIZE = 1024 * 1024
 
 
 def index(request):
@@ -83,3 +87,29 @@ def headers(request):
 def lifespan(request):
     """Whether this worker's ``worker_started`` receiver ran (see ``demo/apps.py``)."""
     return JsonResponse({**LIFESPAN, "pid": os.getpid()})
+
+
+@csrf_exempt
+def upload(request):
+    """Size and SHA-256 of an upload: the multipart file field ``f`` if there is one, else the
+    raw body, read in chunks (``?pause=S`` sleeps S seconds, at most 30, after the first one)."""
+    digest = hashlib.sha256()
+    size = 0
+    if request.content_type == "multipart/form-data":
+        for chunk in request.FILES["f"].chunks():
+            digest.update(chunk)
+            size += len(chunk)
+        return JsonResponse({"size": size, "sha256": digest.hexdigest()})
+    pause = min(float(request.GET.get("pause", 0)), MAX_SLOW_SECONDS)
+    while chunk := request.read(UPLOAD_READ_SIZE):
+        digest.update(chunk)
+        if size == 0 and pause > 0:
+            time.sleep(pause)
+        size += len(chunk)
+    return JsonResponse({"size": size, "sha256": digest.hexdigest()})
+
+
+@csrf_exempt
+def body_size(request):
+    """The size of ``request.body``: over DATA_UPLOAD_MAX_MEMORY_SIZE, Django answers 400."""
+    return JsonResponse({"size": len(request.body)})

@@ -9,6 +9,8 @@ ASGI entry point for the django-asgiserve demo project.
 * ``/ws/chat/`` (only when Channels is installed) is :class:`demo.chat.ChatConsumer`, which
   broadcasts what it receives to the group "chat" through ``CHANNEL_LAYERS``;
 * WebSocket connections to any other path are rejected with close code 4404;
+* HTTP requests to ``/asgi/slow-upload/`` go to :func:`demo.consumers.slow_upload`, which reads
+  the request body straight from ``receive``, slowly at first;
 * everything else (HTTP, lifespan, ...) goes to Django's ASGI handler.
 
 It is what ``manage.py asgiserve`` serves (via ``ASGI_APPLICATION``) and can
@@ -48,5 +50,7 @@ async def application(scope, receive, send):
     if scope["type"] == "websocket":
         app = WEBSOCKET_ROUTES.get(scope["path"], reject_websocket)
         await app(scope, receive, send)
+    elif scope["type"] == "http" and scope["path"] == "/asgi/slow-upload/":
+        await consumers.slow_upload(scope, receive, send)
     else:
         await django_application(scope, receive, send)

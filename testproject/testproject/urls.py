@@ -15,6 +15,8 @@ urlpatterns = [
     path("pid/", views.pid, name="pid"),
     path("headers/", views.headers, name="headers"),
     path("lifespan/", views.lifespan, name="lifespan"),
+    path("upload/", views.upload, name="upload"),
+    path("body-size/", views.body_size, name="body-size"),
     path("admin/", admin.site.urls),
 ]
 
