@@ -558,7 +558,7 @@ class Supervisor:
             return ("reload" if python_files else "none"), python_files
         names = sorted(map(str, paths))
         asked = {worker: self.ask_to_classify(worker, names) for worker in workers}
-        await asyncio.wait(asked.values(), timeout=CLASSIFY_TIMEOUT)
+        await asyncio.wait([reply for _id, reply in asked.values()], timeout=CLASSIFY_TIMEOUT)
         answers = []
         for worker, (request_id, reply) in asked.items():
             if reply.done():
