@@ -29,24 +29,36 @@ PING = '"type": "ping"'
 RELOAD = '"type": "reload"'
 
 APP_CONFIG = """
+import time
 from pathlib import Path
 
 from django.apps import AppConfig
 
 COUNTED = Path(__file__).resolve().parent / "counted"
+STUCK = Path(__file__).resolve().parent / "stuck"
 #: How often this process's file_changed receiver handled a change.
 CALLS = {"count": 0}
+#: Whether the project's own gunicorn post_fork hook ran in this process.
+FORK_HOOK = {"ran": False}
 
 
 def watch_counted(sender, **kwargs):
     sender.watch_dir(COUNTED, "*.txt")
+    sender.watch_dir(STUCK, "*.txt")
 
 
 def count_change(sender, file_path, **kwargs):
-    if Path(file_path).resolve().parent == COUNTED:
+    parent = Path(file_path).resolve().parent
+    if parent == COUNTED:
         CALLS["count"] += 1
         return True
+    if parent == STUCK:
+        time.sleep(3600)  # a receiver that never returns
     return None
+
+
+def record_fork(server, worker):
+    FORK_HOOK["ran"] = True
 
 
 class EveryWorkerConfig(AppConfig):
@@ -66,7 +78,7 @@ from django.http import JsonResponse
 from django.template.loader import render_to_string
 from django.utils import translation
 
-from everyworker.apps import CALLS
+from everyworker.apps import CALLS, FORK_HOOK
 
 
 def probe(request):
@@ -78,6 +90,7 @@ def probe(request):
             "template": render_to_string("demo/fragment.html").strip(),
             "greeting": greeting,
             "count": CALLS["count"],
+            "fork_hook": FORK_HOOK["ran"],
         }}
     )
 '''
@@ -94,9 +107,16 @@ def add_probe_app(project: Path) -> None:
     (app / "views.py").write_text(textwrap.dedent(VIEWS))
     (app / "counted").mkdir()
     (app / "counted" / "notes.txt").write_text("0\n")
+    (app / "stuck").mkdir()
+    (app / "stuck" / "notes.txt").write_text("0\n")
     write_mo(mo_path(project), {GREETING: "bonjour v1"})
     settings = project / "testproject" / "settings.py"
-    settings.write_text(settings.read_text() + '\nINSTALLED_APPS.append("everyworker")\n')
+    settings.write_text(
+        settings.read_text()
+        + '\nINSTALLED_APPS.append("everyworker")\n'
+        # The project's own gunicorn hook: asgiserve's run beside it.
+        + 'ASGISERVE["OPTIONS"] = {"gunicorn": {"post_fork": "everyworker.apps.record_fork"}}\n'
+    )
     urls = project / "testproject" / "urls.py"
     urls.write_text(
         urls.read_text()
@@ -197,6 +217,7 @@ def test_handled_changes_reach_every_serving_process(start, project, backend, wo
     pids = set(first)
     assert {p["template"] for p in first.values()} == {"template v1"}
     assert {p["greeting"] for p in first.values()} == {"bonjour v1"}
+    assert {p["fork_hook"] for p in first.values()} == {backend == "gunicorn"}
     streams = streams_in_every_process(server, pids)
     assert not any(s.count(RELOAD) for group in streams.values() for s in group)
 
@@ -223,3 +244,24 @@ def test_handled_changes_reach_every_serving_process(start, project, backend, wo
         server, pids, lambda p: p["count"] > counts[p["pid"]], "a change the receiver handles"
     )
     assert "reloading" not in server.output, server.output
+    assert "Traceback" not in server.output, server.output
+
+
+def test_a_stuck_receiver_costs_a_restart_not_the_update(start, project, backend):
+    add_probe_app(project)
+    server = start("--backend", backend, "--workers", "2").wait_serving("/every/")
+    old = set(serving_processes(server, 2))
+
+    # Its receiver never returns in any process: the wait for answers is bounded, and a
+    # process that gives none counts as needing a restart.
+    (project / "everyworker" / "stuck" / "notes.txt").write_text("1\n")
+    server.wait_output("reloading")
+    # The old workers' receivers still hang: they are ended once the grace period is over.
+    wait_for(lambda: not old & set(server.group_pids()), what="the old workers to exit")
+    new = set(serving_processes(server, 2))
+    assert not new & old, (old, new)
+
+    # The new workers handle the next change without a restart, every one of them.
+    fragment = project / "demo" / "templates" / "demo" / "fragment.html"
+    fragment.write_text("template v2\n")
+    wait_everywhere(server, new, lambda p: p["template"] == "template v2", "a template edit")
