@@ -141,9 +141,8 @@ def main() -> None:
                         raise SystemExit(f"{backend} did not start\n{server.log_tail()}")
                     latencies = measure(server, template, args)
                 rows.append([backend, str(workers), *summary(latencies)])
-                print(" | ".join(rows[-1]), flush=True)
+                print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
     headers = ["backend", "--workers", "median", "min-max", "never shown everywhere"]
-    print()
     print(h.markdown_table(headers, rows))
     print(f"\n{args.edits} edits each, streak {args.streak}; {h.machine_load()}")
 
