@@ -200,7 +200,7 @@ def make_arbiter(
 
 def relay_changes(cfg: Any, relay: ChangeRelay) -> None:
     """Give each gunicorn worker a link to its arbiter's process for changed files, through
-    gunicorn's server hooks (after any the user set)."""
+    gunicorn's server hooks; hooks the user set run after these."""
     user_pre_fork, user_post_fork, user_child_exit = cfg.pre_fork, cfg.post_fork, cfg.child_exit
 
     def pre_fork(arbiter: Any, worker: Any) -> None:
