@@ -2,11 +2,12 @@
 life and swaps the processes that serve them.
 
 A preloader process imports everything that does not change between edits and forks workers
-from it. On an edit the supervisor asks the serving worker whether the change matters (Django's
-``file_changed`` receivers may handle it without a restart), forks a new worker, waits until it
-is ready and only then retires the old one; a change to something the preloader itself imported
-starts a new preloader first. The port is never closed, so a request made meanwhile waits in the
-listen backlog and is answered by whichever worker is ready. Nothing here imports user code.
+from it. On an edit the supervisor asks every serving worker whether the change matters
+(Django's ``file_changed`` receivers may handle it without a restart, in each of them), forks a
+new worker, waits until it is ready and only then retires the old one; a change to something
+the preloader itself imported starts a new preloader first. The port is never closed, so a
+request made meanwhile waits in the listen backlog and is answered by whichever worker is ready.
+Nothing here imports user code.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from django_asgiserve import backends, interrupts
+from django_asgiserve import backends, changes, interrupts
 from django_asgiserve import preloader as preloader_module
 from django_asgiserve import worker as worker_module
 from django_asgiserve.channel import Channel
@@ -548,22 +549,34 @@ class Supervisor:
             await self.reload(cold=stale or action == "cold")
 
     async def classify(self, paths: set[Path]) -> tuple[str, list[str]]:
-        """Ask the serving worker what ``paths`` changing means (none, reload or cold), and
-        which of them matter."""
-        worker = next(iter(self.workers), None)
-        if worker is None or worker.closed.done():
+        """Ask every serving worker what ``paths`` changing means (none, reload or cold), and
+        which of them matter: each runs Django's receivers for its own caches, and the
+        strongest answer counts. A worker that does not answer in time counts as a reload."""
+        workers = [worker for worker in self.workers if not worker.closed.done()]
+        if not workers:
             python_files = sorted(str(p) for p in paths if p.suffix == ".py")
             return ("reload" if python_files else "none"), python_files
+        names = sorted(map(str, paths))
+        asked = {worker: self.ask_to_classify(worker, names) for worker in workers}
+        await asyncio.wait([reply for _id, reply in asked.values()], timeout=CLASSIFY_TIMEOUT)
+        answers = []
+        for worker, (request_id, reply) in asked.items():
+            if reply.done():
+                answers.append(reply.result())
+            else:
+                worker.replies.pop(request_id, None)
+                answers.append(("reload", names))
+        return changes.merge(answers)
+
+    def ask_to_classify(
+        self, worker: Worker, paths: list[str]
+    ) -> tuple[int, asyncio.Future[tuple[str, list[str]]]]:
+        """Send ``worker`` a ``changed`` command; its request id and the future of its answer."""
         self.next_request_id += 1
-        reply = asyncio.get_running_loop().create_future()
+        reply: asyncio.Future[tuple[str, list[str]]] = asyncio.get_running_loop().create_future()
         worker.replies[self.next_request_id] = reply
-        worker.send(
-            {"cmd": "changed", "id": self.next_request_id, "paths": sorted(map(str, paths))}
-        )
-        try:
-            return await asyncio.wait_for(reply, CLASSIFY_TIMEOUT)
-        except TimeoutError:
-            return "reload", sorted(map(str, paths))
+        worker.send({"cmd": "changed", "id": self.next_request_id, "paths": paths})
+        return self.next_request_id, reply
 
 
 def interpreter_arguments() -> list[str]:

@@ -65,6 +65,7 @@ def run(
     )
     if setup_error is None:
         autoreload.autoreload_started.send(sender=reloader)
+    backend.classify_here = reloader.classify
     threading.Thread(
         target=listen, args=(channel, reloader, backend, config), daemon=True, name="asgiserve"
     ).start()
@@ -264,7 +265,8 @@ def handle(
 ) -> None:
     if message["cmd"] == "changed":
         try:
-            action, reasons = reloader.classify(message["paths"])
+            # In every serving process: a backend's own processes too (gunicorn's workers).
+            action, reasons = backend.classify_change(message["paths"])
         except Exception:
             traceback.print_exc()
             action, reasons = "reload", message["paths"]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from django.dispatch import Signal
 
+    from django_asgiserve.changes import Classification
     from django_asgiserve.config import ServerConfig, TLSFiles
 
 ASGIApp = Callable[..., Any]
@@ -73,6 +74,9 @@ class Backend(ABC):
         #: Sends a signal of :mod:`django_asgiserve.signals`; the worker sets it unless it
         #: serves broken code.
         self.announce: Callable[[Signal], None] = lambda signal: None
+        #: Runs Django's ``file_changed`` receivers in this process for changed files and says
+        #: what the change means (see :mod:`django_asgiserve.changes`); the worker sets it.
+        self.classify_here: Callable[[list[str]], Classification] = reload_for_any_change
 
     @classmethod
     def is_installed(cls) -> bool:
@@ -112,9 +116,19 @@ class Backend(ABC):
     def serve(self, app: ASGIApp, sockets: list[socket.socket]) -> None:
         """Serve ``app`` on ``sockets`` until :meth:`stop`; runs in the worker's main thread."""
 
+    def classify_change(self, paths: list[str]) -> Classification:
+        """What ``paths`` changing means to every process that serves; a backend that forks
+        its own serving processes has each of them judge too (and apply) the change."""
+        return self.classify_here(paths)
+
     @abstractmethod
     def stop(self) -> None:
         """Ask ``serve()`` to stop accepting, finish in-flight work and return; thread-safe."""
+
+
+def reload_for_any_change(paths: list[str]) -> Classification:
+    """What a process that cannot judge changes answers: replace the workers."""
+    return "reload", paths
 
 
 def signature_names(func: Callable[..., Any]) -> set[str]:

@@ -8,7 +8,10 @@ arbiter; a gunicorn worker that dies is replaced by its arbiter, an arbiter that
 supervisor. The arbiter leaves Ctrl+C to the supervisor and SIGTERM to the asgiserve worker
 (whose graceful stop calls :meth:`GunicornBackend.stop`), writes no pidfile, opens no control
 socket and never unlinks a socket; its workers ignore Ctrl+C too and exit at once if their
-arbiter is gone.
+arbiter is gone. A changed file is judged by the asgiserve worker (so that workers the arbiter
+forks later start from the new state) and by each gunicorn worker, through gunicorn's
+``pre_fork``, ``post_fork`` and ``child_exit`` hooks (see :mod:`~django_asgiserve.relay`);
+hooks of the user's own run too.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from django_asgiserve.backends.base import (
     ASGIApp,
     Backend,
 )
+from django_asgiserve.relay import ChangeRelay
 
 if TYPE_CHECKING:
+    from django_asgiserve.changes import Classification
     from django_asgiserve.config import ServerConfig
 
 MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
@@ -67,6 +72,7 @@ class GunicornBackend(Backend):
     }
 
     _arbiter: Any = None
+    _relay: ChangeRelay | None = None
     _stop_requested = False
 
     def __init__(self, config: ServerConfig) -> None:
@@ -113,7 +119,8 @@ class GunicornBackend(Backend):
         # copies, and keep the sockets the worker holds.
         streams = [s for s in sockets if s.type == socket.SOCK_STREAM]
         settings["bind"] = [f"fd://{os.dup(s.fileno())}" for s in streams]
-        arbiter = make_arbiter(self, app, settings)
+        self._relay = ChangeRelay(self.classify_here)
+        arbiter = make_arbiter(self, app, settings, self._relay)
         with contextlib.suppress(SystemExit):  # how the arbiter ends, stopped or not
             arbiter.run()
 
@@ -125,6 +132,13 @@ class GunicornBackend(Backend):
             # What the arbiter's own SIGTERM handler does: a graceful stop of its workers.
             arbiter.signal(signal.SIGTERM, None)
 
+    def classify_change(self, paths: list[str]) -> Classification:
+        with self._lock:
+            arbiter, relay = self._arbiter, self._relay
+        if arbiter is None or relay is None:
+            return self.classify_here(paths)
+        return relay.classify(paths, lambda: arbiter.WORKERS.copy().values())
+
     def started(self, arbiter: Any) -> None:
         """The arbiter handles signals from now on; a stop asked for earlier is passed on."""
         with self._lock:
@@ -134,7 +148,9 @@ class GunicornBackend(Backend):
             arbiter.signal(signal.SIGTERM, None)
 
 
-def make_arbiter(backend: GunicornBackend, app: ASGIApp, settings: dict[str, Any]) -> Any:
+def make_arbiter(
+    backend: GunicornBackend, app: ASGIApp, settings: dict[str, Any], relay: ChangeRelay
+) -> Any:
     """A gunicorn arbiter that serves ``app`` with ``settings`` (gunicorn's setting names)."""
     from gunicorn.app.base import BaseApplication
     from gunicorn.arbiter import Arbiter
@@ -147,6 +163,7 @@ def make_arbiter(backend: GunicornBackend, app: ASGIApp, settings: dict[str, Any
                 self.cfg.set("control_socket_disable", True)
             # The setting takes whole seconds only; the arbiter computes with any number.
             self.cfg.settings["graceful_timeout"].value = backend.graceful_timeout + ARBITER_MARGIN
+            relay_changes(self.cfg, relay)
 
         def load(self) -> ASGIApp:
             return app
@@ -179,6 +196,28 @@ def make_arbiter(backend: GunicornBackend, app: ASGIApp, settings: dict[str, Any
             "gunicorn refused ASGISERVE['OPTIONS']['gunicorn'] (see the error above)."
         ) from None
     return AsgiserveArbiter(application)
+
+
+def relay_changes(cfg: Any, relay: ChangeRelay) -> None:
+    """Give each gunicorn worker a link to its arbiter's process for changed files, through
+    gunicorn's server hooks; hooks the user set run after these."""
+    user_pre_fork, user_post_fork, user_child_exit = cfg.pre_fork, cfg.post_fork, cfg.child_exit
+
+    def pre_fork(arbiter: Any, worker: Any) -> None:
+        relay.before_fork(worker, arbiter.WORKERS.copy().values())
+        user_pre_fork(arbiter, worker)
+
+    def post_fork(arbiter: Any, worker: Any) -> None:
+        relay.in_child(worker)
+        user_post_fork(arbiter, worker)
+
+    def child_exit(arbiter: Any, worker: Any) -> None:
+        relay.exited(worker)
+        user_child_exit(arbiter, worker)
+
+    cfg.set("pre_fork", pre_fork)
+    cfg.set("post_fork", post_fork)
+    cfg.set("child_exit", child_exit)
 
 
 def worker_class(backend: GunicornBackend) -> type[Any]:
