@@ -89,6 +89,9 @@ def test_an_open_tab_follows_every_edit(start, project, backend, workers, chromi
         "view two",
     )
     listening(driver)
+    # The second code edit too: the first one after start-up is the easy one.
+    step("second view edit", views, '"MARK", "view two"', '"MARK", "view three"', "view three")
+    listening(driver)
     step(
         "models edit",
         project / "demo" / "models.py",
