@@ -7,8 +7,10 @@ The walk-through runs in real headless Chromium (``-m browser``); the rest speak
 from __future__ import annotations
 
 import signal
+import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 from .conftest import DEADLINE, EventStream, wait_for
@@ -154,23 +156,61 @@ def test_the_generation_stream_is_answered_with_the_reloader_only(start, project
     assert noreload.get("/__asgiserve__/generation/").status_code == 404
 
 
+#: A view that says when it has started, then takes half a second (less than the grace period).
+ANNOUNCED_SLOW_VIEW = """
+
+import asyncio as _asyncio
+import pathlib as _pathlib
+
+from django.http import HttpResponse as _HttpResponse
+
+
+async def _announced_slow(request):
+    _pathlib.Path(request.GET["marker"]).touch()
+    await _asyncio.sleep(0.5)
+    return _HttpResponse("slow done")
+
+
+urlpatterns.append(path("announced-slow/", _announced_slow))
+"""
+
+
 @pytest.mark.parametrize("how", ["reload", "ctrl-c"])
-def test_listener_streams_end_at_once_when_a_worker_stops(start, project, backend, how):
+def test_listener_streams_end_at_once_when_a_worker_stops(start, project, backend, how, tmp_path):
     """Their responses are finished by asgiserve, not cut by the backend at the end of the grace
-    period, so a stopping worker does not wait for them (requests in flight still get the
-    grace: test_graceful)."""
+    period, so a stopping worker does not wait for them; a request really in flight still gets
+    the grace."""
+    urls = project / "testproject" / "urls.py"
+    urls.write_text(urls.read_text() + ANNOUNCED_SLOW_VIEW)
     server = start("--backend", backend, env=BROWSER_RELOAD).wait_serving()
     streams = [
         EventStream(server.url + EVENTS, headers=ACCEPT_STREAM),
         EventStream(server.url + "/__asgiserve__/generation/"),
     ]
     wait_for(lambda: all(s.lines for s in streams), what="both streams to start")
+    slow: list[object] = []
     if how == "reload":
         edit(project / "demo" / "views.py", ORIGINAL, 'MESSAGE = "reloaded"')
     else:
+        marker = tmp_path / "started"
+
+        def slow_request() -> None:
+            try:
+                url = f"{server.url}/announced-slow/?marker={marker}"
+                slow.append(httpx.get(url, timeout=DEADLINE))
+            except httpx.HTTPError as error:
+                slow.append(error)
+
+        client = threading.Thread(target=slow_request, daemon=True)
+        client.start()
+        wait_for(marker.exists, what="the slow request to start in a worker")
         server.signal_group(signal.SIGINT)
     for stream in streams:
         wait_for(stream.ended.is_set, what="the stream to end")
         assert stream.status == 200 and stream.error is None, (stream.error, server.output)
     if how == "ctrl-c":
         assert server.wait_exit() == 0, server.output
+        client.join(DEADLINE)
+        response = slow[0] if slow else None
+        assert isinstance(response, httpx.Response), (response, server.output)
+        assert (response.status_code, response.text) == (200, "slow done")
