@@ -38,22 +38,29 @@ def edit(path: Path, old: str, new: str) -> None:
 def listening(driver: object) -> None:
     """Wait until the tab's django-browser-reload listener can hear the next change.
 
-    Its listener takes the version of the code from the first ping of its stream; a change
-    before that would go unnoticed (under runserver too). The page cannot see that ping, so a
-    stream of the page's own, to the same path, reads one: by then the listener's, opened as the
-    page loaded, has read its own.
+    It takes the version of the code from the first ping of its stream, and a code change made
+    before that would go unnoticed (under runserver too). It runs in a SharedWorker the page
+    cannot see into: wait until that worker runs, then for a round trip from the page to the
+    server (not through django-browser-reload's stream: its streams share one "reload" flag per
+    process, and one a probe left open could take it); by then the listener, connected first,
+    has its ping.
     """
-    pinged = driver.execute_async_script(  # type: ignore[attr-defined]
+    wait_for(lambda: listener_running(driver), what="django-browser-reload's SharedWorker")
+    answered = driver.execute_async_script(  # type: ignore[attr-defined]
         """
         const done = arguments[arguments.length - 1];
-        const script = document.querySelector("script[data-events-path]");
-        if (!script) { done("no listener"); return; }
-        const source = new EventSource(script.dataset.eventsPath);
-        source.onmessage = () => { source.close(); done("pinged"); };
-        source.onerror = () => { source.close(); done("error"); };
+        fetch("/sync/").then(() => done("answered"), () => done("error"));
         """
     )
-    assert pinged == "pinged", pinged
+    assert answered == "answered", answered
+
+
+def listener_running(driver: object) -> bool:
+    targets = driver.execute_cdp_cmd("Target.getTargets", {})["targetInfos"]  # type: ignore[attr-defined]
+    return any(
+        target["type"] == "shared_worker" and target["url"].endswith("/reload-worker.js")
+        for target in targets
+    )
 
 
 @pytest.mark.browser
