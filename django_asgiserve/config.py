@@ -60,6 +60,8 @@ class ServerConfig:
     keyfile: str = ""
     #: Also serve HTTP/3 on a UDP socket at the same address (hypercorn, with TLS, one worker).
     http3: bool = False
+    #: The reload this worker serves (see :mod:`browser`): the same for all workers of one.
+    generation: str = ""
 
     @property
     def tls(self) -> TLSFiles | None:

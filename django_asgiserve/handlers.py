@@ -28,12 +28,19 @@ def wrap(
     serve_static: bool,
     proxy_headers: bool = False,
     forwarded_allow_ips: Sequence[str] = (),
+    generation: str | None = None,
+    listener_paths: frozenset[str] = frozenset(),
 ) -> ASGIApp:
-    """The project's application with asgiserve's layers around it."""
+    """The project's application with asgiserve's layers around it; with the reloader's
+    ``generation``, open tabs follow reloads (see :mod:`browser`)."""
     if serve_static:
         from django_asgiserve.static import StaticFiles
 
         app = StaticFiles(app)
+    if generation is not None:
+        from django_asgiserve.browser import follow
+
+        app = follow(app, generation, listener_paths)
     app = log_requests(app)
     if proxy_headers:
         # Outside the log, so that it shows the client the proxy reports.

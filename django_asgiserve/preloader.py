@@ -20,6 +20,7 @@ import socket
 import sys
 import threading
 import traceback
+from dataclasses import replace
 
 from django_asgiserve import backends, interrupts
 from django_asgiserve.channel import Channel
@@ -103,11 +104,12 @@ def serve_forks(
             )
             continue
         worker_channel = Channel(socket.socket(fileno=fds[0]))
+        generated = replace(config, generation=message.get("generation", ""))
         if not can_fork:
             selector.close()
             channel.close()
-            worker.run(config, backend, worker_channel, setup_error)
-        worker_config = config.for_slot(message.get("slot"))
+            worker.run(generated, backend, worker_channel, setup_error)
+        worker_config = generated.for_slot(message.get("slot"))
         pid = os.fork()
         if pid == 0:
             selector.close()

@@ -30,6 +30,7 @@ from typing import Any
 from django_asgiserve import backends, changes, interrupts
 from django_asgiserve import preloader as preloader_module
 from django_asgiserve import worker as worker_module
+from django_asgiserve.browser import new_generation
 from django_asgiserve.channel import Channel
 from django_asgiserve.config import ENVIRON_KEY, ServerConfig
 from django_asgiserve.watch import Watcher
@@ -147,6 +148,8 @@ class Supervisor:
         self.initial_roots = initial_roots | {Path(p) for p in config.watch_paths}
         self.background: set[asyncio.Task[Any]] = set()
         self.readers: set[asyncio.Task[None]] = set()
+        #: The reload the serving workers belong to (a crashed one's replacement keeps it).
+        self.generation = new_generation()
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -163,7 +166,7 @@ class Supervisor:
         backend = backends.get(self.config.backend)(self.config)
         # The command runs the start-up checks itself; these workers need not repeat them.
         fds = [s.fileno() for s in self.sockets]
-        config = replace(self.config, socket_fds=fds, skip_checks=True)
+        config = replace(self.config, socket_fds=fds, skip_checks=True, generation=self.generation)
         forked = []
         for slot in self.slots(self.worker_count):
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -345,15 +348,18 @@ class Supervisor:
 
     # -- workers ------------------------------------------------------------------------------
 
-    async def start_worker(self, preloader: Preloader, slot: int | None = None) -> Worker | None:
-        """Fork a worker from ``preloader`` (serving the socket of ``slot``, or all of them);
-        ``None`` if it died before it was ready."""
+    async def start_worker(
+        self, preloader: Preloader, slot: int | None = None, generation: str | None = None
+    ) -> Worker | None:
+        """Fork a worker from ``preloader`` (serving the socket of ``slot``, or all of them) for
+        ``generation`` (the serving one's by default); ``None`` if it died before it was ready."""
         if not preloader.booted or not preloader.booted.done() or preloader.closed.done():
             return None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         preloader.used = True
         try:
-            forked = await preloader.command({"cmd": "fork", "slot": slot}, [theirs.fileno()])
+            command = {"cmd": "fork", "slot": slot, "generation": generation or self.generation}
+            forked = await preloader.command(command, [theirs.fileno()])
         finally:
             theirs.close()
         if forked is None and not preloader.can_fork:
@@ -407,8 +413,9 @@ class Supervisor:
             ):
                 preloader = await self.start_preloader()
             count = self.worker_count if preloader.can_fork else 1
+            generation = new_generation()
             started = await asyncio.gather(
-                *(self.start_worker(preloader, slot) for slot in self.slots(count))
+                *(self.start_worker(preloader, slot, generation) for slot in self.slots(count))
             )
             workers = {worker for worker in started if worker is not None}
             if not workers:
@@ -420,6 +427,7 @@ class Supervisor:
             taken = {worker.slot for worker in workers}
             kept = {old for old in self.workers if None not in taken and old.slot not in taken}
             old_workers, self.workers = self.workers - kept, workers | kept
+            self.generation = generation
             for old in old_workers:
                 self.spawn(self.retire_worker(old))
             if preloader is not self.preloader:

@@ -55,9 +55,12 @@ def run(
             app = loaded[0]
         except Exception:
             error = sys.exc_info()  # type: ignore[assignment]
+    generation = config.generation if config.reload else None
     if error is not None:
+        error = trim_frames(error)
         print_error(error)
-        app = errorpage.error_app(error, debug=config.debug if setup_error else settings_debug())
+        debug = config.debug if setup_error else settings_debug()
+        app = errorpage.error_app(error, debug=debug, generation=generation)
     reloader = WorkerReloader(
         broken=error is not None,
         cold=setup_error is not None,
@@ -93,6 +96,8 @@ def run(
             serve_static=serve_static,
             proxy_headers=config.proxy_headers,
             forwarded_allow_ips=config.forwarded_allow_ips,
+            generation=generation,
+            listener_paths=listener_paths(generation, broken=error is not None),
         )
         if error is None:
             backend.announce = lambda signal: signals.send(signal, config, backend)
@@ -126,6 +131,14 @@ def load_application() -> Any:
     if getattr(settings, "ROOT_URLCONF", None):
         get_resolver().url_patterns  # noqa: B018 - import urls and views now, not on a request
     return app
+
+
+def listener_paths(generation: str | None, *, broken: bool) -> frozenset[str]:
+    """The paths of the reload listeners' streams to end when this worker stops."""
+    from django_asgiserve.browser import browser_reload_events_path
+
+    path = None if generation is None or broken else browser_reload_events_path()
+    return frozenset({path} if path else ())
 
 
 def settings_debug() -> bool:
@@ -291,6 +304,11 @@ def stop(backend: Backend, config: ServerConfig) -> None:
     # Cancelling what is still open when the grace period ends makes some event loops report
     # every cancelled task (Python 3.11 with hypercorn, say): expected here, not worth a line.
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    if config.reload:
+        # A tab's reload listener is not a request in flight: it must not hold the grace.
+        from django_asgiserve.browser import end_streams
+
+        end_streams()
     backend.stop()
 
 
@@ -308,14 +326,22 @@ def report_checks() -> None:
 
 def print_error(error: ExcInfo) -> None:
     """The traceback from the first frame that is not asgiserve's or Django's reloader's."""
+    error = trim_frames(error)
+    sys.stderr.write("".join(traceback.format_exception(*error)))
+    sys.stderr.flush()
+
+
+def trim_frames(error: ExcInfo) -> ExcInfo:
+    """``error`` with its traceback starting at the first frame that is not asgiserve's or
+    Django's reloader's (the exception's own ``__traceback__`` too: Django's error page reads
+    that one for chained exceptions)."""
     from django.utils import autoreload
 
     ours = {__file__, str(Path(__file__).with_name("preloader.py")), autoreload.__file__}
     tb = error[2]
     while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename in ours:
         tb = tb.tb_next
-    sys.stderr.write("".join(traceback.format_exception(error[0], error[1], tb)))
-    sys.stderr.flush()
+    return error[0], error[1].with_traceback(tb), tb
 
 
 def exit_now(code: int) -> NoReturn:

@@ -88,7 +88,7 @@ def test_debug_toolbar_in_a_browser(start, backend):
     from selenium.webdriver.support.wait import WebDriverWait
 
     server = start("--backend", backend, env=TOOLBAR).wait_serving()
-    with browser.chromium() as driver:
+    with browser.session() as driver:
         driver.get(server.url + "/")
         wait = WebDriverWait(driver, DEADLINE)
         # The toolbar lives in a shadow root of its own (a declarative one, in its HTML).

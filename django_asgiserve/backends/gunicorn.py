@@ -241,6 +241,10 @@ def worker_class(backend: GunicornBackend) -> type[Any]:
                 signal.signal(signal.SIGTERM, previous)
 
         def terminate(self, *_: Any) -> None:
+            # The reload listeners' streams are this process's to end (see browser.py).
+            from django_asgiserve.browser import end_streams
+
+            end_streams()
             if self.loop is None:
                 self.should_exit = True
             else:

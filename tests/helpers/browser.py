@@ -1,15 +1,20 @@
-"""Headless Debian Chromium driven by Selenium, for tests of what a page shows."""
+"""Headless Chromium for the tests, through Selenium: one browser per test, asserting what the
+page shows (its text, polled against a deadline), never which request or event made it so."""
 
 from __future__ import annotations
 
 import contextlib
-import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = (
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM_FLAGS = (
     "--headless=new",
     "--no-sandbox",
     "--disable-gpu",
@@ -23,29 +28,68 @@ FLAGS = (
 
 def missing() -> str | None:
     """Why no browser test can run here, or None."""
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not os.access(path, os.X_OK):
-            return f"{path} is not installed (Debian: apt-get install chromium chromium-driver)"
     try:
         import selenium  # noqa: F401
     except ImportError:
-        return "selenium is not installed"
+        return "selenium is not installed (it comes with the test extra)"
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not path.exists():
+            return f"{path} is missing (Debian: apt-get install chromium chromium-driver)"
     return None
 
 
 @contextlib.contextmanager
-def chromium() -> Iterator[object]:
+def session() -> Iterator[object]:
     """A headless Chromium WebDriver with a profile of its own, quit at the end."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    with tempfile.TemporaryDirectory(prefix="asgiserve-chromium-") as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for flag in (*FLAGS, f"--user-data-dir={profile}"):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-        try:
-            yield driver
-        finally:
-            driver.quit()
+    profile = tempfile.mkdtemp(prefix="asgiserve-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def chromium() -> Iterator[object]:
+    """A headless Chromium session (skipped, with the reason, where there is none)."""
+    reason = missing()
+    if reason:
+        pytest.skip(reason)
+    with session() as driver:
+        yield driver
+
+
+def page_text(driver: object) -> str:
+    """The text the page shows now ("" while it is between documents)."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        return str(
+            driver.execute_script(  # type: ignore[attr-defined]
+                "return document.body ? document.body.innerText : ''"
+            )
+        )
+    except WebDriverException:
+        return ""
+
+
+def wait_for_text(driver: object, text: str, timeout: float, what: str = "") -> float:
+    """Poll until the page shows ``text``; the seconds it took. Fails at the deadline."""
+    started = time.monotonic()
+    while text not in (shown := page_text(driver)):
+        if time.monotonic() - started > timeout:
+            pytest.fail(
+                f"timed out after {timeout:.0f}s waiting for the tab to show {text!r}"
+                f"{f' ({what})' if what else ''}; it shows:\n{shown[:2000]}"
+            )
+        time.sleep(0.02)
+    return time.monotonic() - started
