@@ -1,0 +1,319 @@
+"""The tests' live ASGI server: a real project's pytest (also under xdist) and ``manage.py test``
+run in a subprocess, against the project's in-memory SQLite test database.
+
+The project's tests create rows and read them back through a sync view and an async (async ORM)
+view, check that every test starts with an empty table, talk to a WebSocket route of
+``ASGI_APPLICATION`` and fetch a static file. Here, only the runner's exit code and summary line
+are asserted, and what the project's tests wrote down about the servers they used.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+
+from tests.conftest import child_environ
+
+IN_THREAD_BACKENDS = ("uvicorn", "hypercorn", "granian")
+RUN_TIMEOUT = 300
+
+NOTES_VIEWS = """
+from django.http import JsonResponse
+
+from demo.models import Note
+
+
+def notes(request):
+    return JsonResponse({"notes": sorted(Note.objects.values_list("text", flat=True))})
+
+
+async def async_notes(request):
+    return JsonResponse({"notes": sorted([note.text async for note in Note.objects.all()])})
+"""
+
+LIVE_URLS = """
+from django.urls import path
+
+from demo import live_views
+from testproject.urls import urlpatterns as project_urlpatterns
+
+urlpatterns = [
+    path("notes/", live_views.notes),
+    path("async-notes/", live_views.async_notes),
+    *project_urlpatterns,
+]
+"""
+
+LIVE_SETTINGS = """
+import os
+
+from testproject.settings import *  # noqa: F403
+
+ROOT_URLCONF = "testproject.live_urls"
+ASGISERVE = {
+    "BACKEND": os.environ.get("ASGISERVE_BACKEND", "auto"),
+    "TEST_BACKEND": os.environ.get("ASGISERVE_TEST_BACKEND", "auto"),
+}
+"""
+
+#: What both flavours check, written down for the outer test: which server served which test.
+RECORD = '''
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+from websockets.sync.client import connect
+
+APP_CSS = Path(__file__).resolve().parent / "demo" / "static" / "demo" / "app.css"
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=20) as response:
+        return response.status, response.read()
+
+
+def notes(url):
+    status, body = get(url)
+    assert status == 200
+    return json.loads(body)["notes"]
+
+
+def echo(ws_url, text):
+    with connect(ws_url, open_timeout=20) as websocket:
+        websocket.send(text)
+        return websocket.recv(timeout=20)
+
+
+def record(server_url, backend):
+    """Append this test's server to the file the outer test reads."""
+    with open(os.environ["LIVE_SERVER_RECORD"], "a") as file:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        file.write(json.dumps({"worker": worker, "url": server_url, "backend": backend}) + "\\n")
+'''
+
+PYTEST_TESTS = """
+import pytest
+from django.db import transaction
+
+from demo.models import Note
+from live_checks import APP_CSS, echo, get, notes, record
+
+
+@pytest.mark.parametrize("text", ["one", "two", "three", "four"])
+def test_rows_of_the_test_and_only_those(asgi_live_server, text):
+    record(asgi_live_server.url, asgi_live_server.backend.name)
+    assert notes(asgi_live_server + "/notes/") == []
+    Note.objects.create(text=text)
+    Note.objects.create(text=text + "-bis")
+    assert notes(asgi_live_server + "/notes/") == [text, text + "-bis"]
+    assert notes(f"{asgi_live_server}/async-notes/") == [text, text + "-bis"]
+
+
+def test_server_shares_the_tests_in_memory_connection(asgi_live_server):
+    # Rows the test has not committed yet: only its own connection sees them.
+    record(asgi_live_server.url, asgi_live_server.backend.name)
+    with transaction.atomic():
+        Note.objects.create(text="pending")
+        assert notes(asgi_live_server + "/notes/") == ["pending"]
+        assert notes(asgi_live_server + "/async-notes/") == ["pending"]
+
+
+def test_websocket(asgi_live_server):
+    record(asgi_live_server.url, asgi_live_server.backend.name)
+    assert echo(asgi_live_server.url.replace("http", "ws", 1) + "/ws/echo/", "hi") == "echo: hi"
+
+
+def test_static_file(asgi_live_server):
+    record(asgi_live_server.url, asgi_live_server.backend.name)
+    assert get(asgi_live_server + "/static/demo/app.css") == (200, APP_CSS.read_bytes())
+"""
+
+UNITTEST_TESTS = """
+from django.db import transaction
+
+from django_asgiserve.testing import ASGILiveServerTestCase
+
+from demo.models import Note
+from live_checks import APP_CSS, echo, get, notes, record
+
+
+class LiveTests(ASGILiveServerTestCase):
+    def setUp(self):
+        record(self.live_server_url, self.live_server.backend.name)
+
+    def check_rows(self, text):
+        self.assertEqual(notes(self.live_server_url + "/notes/"), [])
+        Note.objects.create(text=text)
+        self.assertEqual(notes(self.live_server_url + "/notes/"), [text])
+        self.assertEqual(notes(self.live_server_url + "/async-notes/"), [text])
+
+    def test_rows_one(self):
+        self.check_rows("one")
+
+    def test_rows_two(self):
+        self.check_rows("two")
+
+    def test_rows_the_test_has_not_committed(self):
+        with transaction.atomic():
+            Note.objects.create(text="pending")
+            self.assertEqual(notes(self.live_server_url + "/notes/"), ["pending"])
+            self.assertEqual(notes(self.live_server_url + "/async-notes/"), ["pending"])
+
+    def test_websocket(self):
+        ws_url = self.live_server_url.replace("http", "ws", 1) + "/ws/echo/"
+        self.assertEqual(echo(ws_url, "hi"), "echo: hi")
+
+
+
+class StaticTests(ASGILiveServerTestCase):
+    # A second class: a server of its own, started after the first one stopped.
+    def test_static_file(self):
+        record(self.live_server_url, self.live_server.backend.name)
+        css = get(self.live_server_url + "/static/demo/app.css")
+        self.assertEqual(css, (200, APP_CSS.read_bytes()))
+"""
+
+
+@pytest.fixture
+def live_project(project: Path) -> Path:
+    """``testproject`` with views listing its ``Note`` rows and tests of both flavours."""
+    (project / "demo" / "live_views.py").write_text(NOTES_VIEWS)
+    (project / "testproject" / "live_urls.py").write_text(LIVE_URLS)
+    (project / "testproject" / "live_settings.py").write_text(LIVE_SETTINGS)
+    (project / "live_checks.py").write_text(RECORD)
+    (project / "test_live_pytest.py").write_text(PYTEST_TESTS)
+    (project / "live_unittest").mkdir()
+    (project / "live_unittest" / "__init__.py").write_text("")
+    (project / "live_unittest" / "test_live.py").write_text(UNITTEST_TESTS)
+    (project / "pytest.ini").write_text(
+        "[pytest]\nDJANGO_SETTINGS_MODULE = testproject.live_settings\n"
+    )
+    return project
+
+
+def run(project: Path, args: list[str], **env: str) -> tuple[subprocess.CompletedProcess, list]:
+    """Run ``args`` in the project; return the result and the servers its tests recorded."""
+    record = project / "servers.jsonl"
+    environ = child_environ({"LIVE_SERVER_RECORD": str(record), **env})
+    for name in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT"):
+        environ.pop(name, None)
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=project,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+    servers = (
+        [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+    )
+    return result, servers
+
+
+def run_pytest(project: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess, list]:
+    return run(
+        project, ["-m", "pytest", "-p", "no:cacheprovider", "test_live_pytest.py", *args], **env
+    )
+
+
+def summary(result: subprocess.CompletedProcess) -> str:
+    lines = [line for line in result.stdout.splitlines() if line.startswith("=")]
+    return lines[-1] if lines else ""
+
+
+@pytest.mark.parametrize("backend", IN_THREAD_BACKENDS)
+def test_pytest_fixture(live_project: Path, backend: str) -> None:
+    result, servers = run_pytest(live_project, "--asgi-live-server-backend", backend)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.fullmatch(r"=+ 7 passed in [\d.]+s( \([\d:]+\))? =+", summary(result)), result.stdout
+    assert len(servers) == 7
+    # One server for the session, of the backend asked for.
+    assert {(s["url"], s["backend"]) for s in servers} == {(servers[0]["url"], backend)}
+
+
+@pytest.mark.parametrize("backend", IN_THREAD_BACKENDS)
+def test_pytest_fixture_under_xdist(live_project: Path, backend: str) -> None:
+    result, servers = run_pytest(live_project, "-n", "2", ASGISERVE_TEST_BACKEND=backend)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.fullmatch(r"=+ 7 passed in [\d.]+s( \([\d:]+\))? =+", summary(result)), result.stdout
+    by_worker = {s["worker"]: s["url"] for s in servers}
+    assert set(by_worker) == {"gw0", "gw1"}, servers
+    assert len(set(by_worker.values())) == 2, "each worker has a server of its own"
+    assert {s["backend"] for s in servers} == {backend}
+
+
+@pytest.mark.parametrize("backend", IN_THREAD_BACKENDS)
+def test_unittest_case(live_project: Path, backend: str) -> None:
+    result, servers = run(
+        live_project,
+        ["manage.py", "test", "live_unittest", "--settings", "testproject.live_settings"],
+        ASGISERVE_TEST_BACKEND=backend,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^Ran 5 tests in [\d.]+s\n\nOK$", result.stderr, re.M), result.stderr
+    assert len(servers) == 5
+    assert {s["backend"] for s in servers} == {backend}
+    # A server per class, as Django's LiveServerTestCase.
+    assert len({s["url"] for s in servers}) == 2
+
+
+def test_backend_that_cannot_serve_in_a_thread_is_a_usage_error(live_project: Path) -> None:
+    result, servers = run_pytest(live_project, "--asgi-live-server-backend", "daphne")
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR
+    assert (
+        "--asgi-live-server-backend daphne: 'daphne' cannot serve in a thread of the test "
+        "process. Choose one of: auto, uvicorn, hypercorn, granian." in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert servers == []
+
+
+def test_test_backend_setting_that_cannot_serve_fails_the_tests_clearly(live_project: Path) -> None:
+    result, servers = run_pytest(live_project, ASGISERVE_TEST_BACKEND="gunicorn")
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED
+    assert re.fullmatch(r"=+ 7 errors in [\d.]+s =+", summary(result)), result.stdout
+    assert (
+        "ASGISERVE['TEST_BACKEND']: 'gunicorn' cannot serve in a thread of the test process"
+        in result.stdout
+    )
+    assert "Traceback" not in result.stdout
+    assert "During handling" not in result.stdout
+    assert servers == []
+
+
+def test_test_backend_setting_is_checked_by_manage_py_test(live_project: Path) -> None:
+    result, _ = run(
+        live_project,
+        ["manage.py", "test", "live_unittest", "--settings", "testproject.live_settings"],
+        ASGISERVE_TEST_BACKEND="daphne",
+    )
+    assert result.returncode == 1
+    assert "(asgiserve.E012) ASGISERVE['TEST_BACKEND']: 'daphne' cannot serve in a thread" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "chosen"),
+    [
+        ({}, "uvicorn"),
+        ({"BACKEND": "hypercorn"}, "hypercorn"),
+        ({"BACKEND": "daphne"}, "uvicorn"),
+        ({"BACKEND": "hypercorn", "TEST_BACKEND": "granian"}, "granian"),
+    ],
+)
+def test_backend_choice(settings: dict[str, str], chosen: str) -> None:
+    from django_asgiserve.live_server import choose_backend
+
+    with override_settings(ASGISERVE=settings):
+        assert choose_backend().name == chosen
+        assert choose_backend("hypercorn").name == "hypercorn"
