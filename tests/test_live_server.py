@@ -25,8 +25,13 @@ RUN_TIMEOUT = 300
 
 NOTES_VIEWS = """
 from django.http import JsonResponse
+from django.shortcuts import render
 
 from demo.models import Note
+
+
+def board(request):
+    return render(request, "demo/board.html", {"notes": Note.objects.order_by("text")})
 
 
 def notes(request):
@@ -46,6 +51,7 @@ from testproject.urls import urlpatterns as project_urlpatterns
 urlpatterns = [
     path("notes/", live_views.notes),
     path("async-notes/", live_views.async_notes),
+    path("board/", live_views.board),
     *project_urlpatterns,
 ]
 """
@@ -181,6 +187,102 @@ class StaticTests(ASGILiveServerTestCase):
 """
 
 
+#: A page that shows the notes, styles itself with a static file and fills a paragraph with
+#: what the WebSocket route answers.
+BOARD_TEMPLATE = """{% extends "base.html" %}
+{% block content %}
+<ul id="notes">{% for note in notes %}<li>{{ note.text }}</li>{% endfor %}</ul>
+<p id="echo" class="pending">waiting</p>
+{% endblock %}
+{% block scripts %}
+<script>
+  const socket = new WebSocket(`ws://${location.host}/ws/echo/`);
+  socket.onopen = () => socket.send("from the browser");
+  socket.onmessage = (event) => {
+    const echo = document.getElementById("echo");
+    echo.textContent = event.data;
+    echo.className = "ok";
+  };
+</script>
+{% endblock %}
+"""
+
+CHROMIUM = """
+import tempfile
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+
+def chromium():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", f"--user-data-dir={tempfile.mkdtemp()}",
+    ):
+        options.add_argument(argument)
+    return webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+"""
+
+PYTEST_BROWSER_TESTS = """
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from browser import chromium
+from demo.models import Note
+from live_checks import record
+
+
+@pytest.fixture
+def browser():
+    driver = chromium()
+    yield driver
+    driver.quit()
+
+
+def test_the_page_over_asgi(asgi_live_server, browser):
+    record(asgi_live_server.url, asgi_live_server.backend.name)
+    Note.objects.create(text="written by the test")
+    browser.get(asgi_live_server + "/board/")
+    assert browser.find_element(By.ID, "notes").text == "written by the test"
+    echo = WebDriverWait(browser, 20).until(lambda d: d.find_element(By.CSS_SELECTOR, "#echo.ok"))
+    assert echo.text == "echo: from the browser"
+    assert echo.value_of_css_property("color") == "rgba(25, 105, 44, 1)"  # app.css's .ok
+"""
+
+UNITTEST_BROWSER_TESTS = """
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from browser import chromium
+from demo.models import Note
+from django_asgiserve.testing import ASGILiveServerTestCase
+from live_checks import record
+
+
+class BrowserTests(ASGILiveServerTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.browser = chromium()
+        cls.addClassCleanup(cls.browser.quit)
+
+    def test_the_page_over_asgi(self):
+        record(self.live_server_url, self.live_server.backend.name)
+        Note.objects.create(text="written by the test")
+        self.browser.get(self.live_server_url + "/board/")
+        self.assertEqual(self.browser.find_element(By.ID, "notes").text, "written by the test")
+        echo = WebDriverWait(self.browser, 20).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, "#echo.ok")
+        )
+        self.assertEqual(echo.text, "echo: from the browser")
+        self.assertEqual(echo.value_of_css_property("color"), "rgba(25, 105, 44, 1)")
+"""
+
+
 @pytest.fixture
 def live_project(project: Path) -> Path:
     """``testproject`` with views listing its ``Note`` rows and tests of both flavours."""
@@ -192,6 +294,10 @@ def live_project(project: Path) -> Path:
     (project / "live_unittest").mkdir()
     (project / "live_unittest" / "__init__.py").write_text("")
     (project / "live_unittest" / "test_live.py").write_text(UNITTEST_TESTS)
+    (project / "demo" / "templates" / "demo" / "board.html").write_text(BOARD_TEMPLATE)
+    (project / "browser.py").write_text(CHROMIUM)
+    (project / "test_live_browser.py").write_text(PYTEST_BROWSER_TESTS)
+    (project / "live_unittest" / "test_browser.py").write_text(UNITTEST_BROWSER_TESTS)
     (project / "pytest.ini").write_text(
         "[pytest]\nDJANGO_SETTINGS_MODULE = testproject.live_settings\n"
     )
@@ -219,8 +325,17 @@ def run(project: Path, args: list[str], **env: str) -> tuple[subprocess.Complete
 
 
 def run_pytest(project: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess, list]:
+    """The project's pytest (by default, on its tests without a browser)."""
+    if not any(arg.endswith(".py") for arg in args):
+        args = ("test_live_pytest.py", *args)
+    return run(project, ["-m", "pytest", "-p", "no:cacheprovider", *args], **env)
+
+
+def run_manage_py_test(
+    project: Path, label: str = "live_unittest.test_live", **env: str
+) -> tuple[subprocess.CompletedProcess, list]:
     return run(
-        project, ["-m", "pytest", "-p", "no:cacheprovider", "test_live_pytest.py", *args], **env
+        project, ["manage.py", "test", label, "--settings", "testproject.live_settings"], **env
     )
 
 
@@ -252,17 +367,33 @@ def test_pytest_fixture_under_xdist(live_project: Path, backend: str) -> None:
 
 @pytest.mark.parametrize("backend", IN_THREAD_BACKENDS)
 def test_unittest_case(live_project: Path, backend: str) -> None:
-    result, servers = run(
-        live_project,
-        ["manage.py", "test", "live_unittest", "--settings", "testproject.live_settings"],
-        ASGISERVE_TEST_BACKEND=backend,
-    )
+    result, servers = run_manage_py_test(live_project, ASGISERVE_TEST_BACKEND=backend)
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"^Ran 5 tests in [\d.]+s\n\nOK$", result.stderr, re.M), result.stderr
     assert len(servers) == 5
     assert {s["backend"] for s in servers} == {backend}
     # A server per class, as Django's LiveServerTestCase.
     assert len({s["url"] for s in servers}) == 2
+
+
+@pytest.mark.parametrize("backend", IN_THREAD_BACKENDS)
+def test_browser_with_pytest(live_project: Path, backend: str) -> None:
+    result, servers = run_pytest(
+        live_project, "test_live_browser.py", "--asgi-live-server-backend", backend
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.fullmatch(r"=+ 1 passed in [\d.]+s( \([\d:]+\))? =+", summary(result)), result.stdout
+    assert [s["backend"] for s in servers] == [backend]
+
+
+@pytest.mark.parametrize("backend", IN_THREAD_BACKENDS)
+def test_browser_with_manage_py_test(live_project: Path, backend: str) -> None:
+    result, servers = run_manage_py_test(
+        live_project, "live_unittest.test_browser", ASGISERVE_TEST_BACKEND=backend
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^Ran 1 test in [\d.]+s\n\nOK$", result.stderr, re.M), result.stderr
+    assert [s["backend"] for s in servers] == [backend]
 
 
 def test_backend_that_cannot_serve_in_a_thread_is_a_usage_error(live_project: Path) -> None:
@@ -290,11 +421,7 @@ def test_test_backend_setting_that_cannot_serve_fails_the_tests_clearly(live_pro
 
 
 def test_test_backend_setting_is_checked_by_manage_py_test(live_project: Path) -> None:
-    result, _ = run(
-        live_project,
-        ["manage.py", "test", "live_unittest", "--settings", "testproject.live_settings"],
-        ASGISERVE_TEST_BACKEND="daphne",
-    )
+    result, _ = run_manage_py_test(live_project, ASGISERVE_TEST_BACKEND="daphne")
     assert result.returncode == 1
     assert "(asgiserve.E012) ASGISERVE['TEST_BACKEND']: 'daphne' cannot serve in a thread" in (
         result.stderr
