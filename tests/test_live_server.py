@@ -24,6 +24,7 @@ IN_THREAD_BACKENDS = ("uvicorn", "hypercorn", "granian")
 RUN_TIMEOUT = 300
 
 NOTES_VIEWS = """
+from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
 
@@ -35,11 +36,13 @@ def board(request):
 
 
 def notes(request):
-    return JsonResponse({"notes": sorted(Note.objects.values_list("text", flat=True))})
+    texts = sorted(Note.objects.values_list("text", flat=True))
+    return JsonResponse({"notes": texts, "database": str(connection.settings_dict["NAME"])})
 
 
 async def async_notes(request):
-    return JsonResponse({"notes": sorted([note.text async for note in Note.objects.all()])})
+    texts = sorted([note.text async for note in Note.objects.all()])
+    return JsonResponse({"notes": texts, "database": str(connection.settings_dict["NAME"])})
 """
 
 LIVE_URLS = """
@@ -62,6 +65,8 @@ import os
 from testproject.settings import *  # noqa: F403
 
 ROOT_URLCONF = "testproject.live_urls"
+if os.environ.get("LIVE_TEST_DATABASE_FILE"):
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["LIVE_TEST_DATABASE_FILE"]}  # noqa: F405
 ASGISERVE = {
     "BACKEND": os.environ.get("ASGISERVE_BACKEND", "auto"),
     "TEST_BACKEND": os.environ.get("ASGISERVE_TEST_BACKEND", "auto"),
@@ -72,9 +77,12 @@ ASGISERVE = {
 RECORD = '''
 import json
 import os
+import socket
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from django.db import connection
 from websockets.sync.client import connect
 
 APP_CSS = Path(__file__).resolve().parent / "demo" / "static" / "demo" / "app.css"
@@ -86,9 +94,12 @@ def get(url):
 
 
 def notes(url):
+    """The notes the server lists, checking that it reads the test's database."""
     status, body = get(url)
     assert status == 200
-    return json.loads(body)["notes"]
+    answer = json.loads(body)
+    assert answer["database"] == str(connection.settings_dict["NAME"])
+    return answer["notes"]
 
 
 def echo(ws_url, text):
@@ -98,18 +109,32 @@ def echo(ws_url, text):
 
 
 def record(server_url, backend):
-    """Append this test's server to the file the outer test reads."""
+    """Append this test's server and database to the file the outer test reads."""
     with open(os.environ["LIVE_SERVER_RECORD"], "a") as file:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        file.write(json.dumps({"worker": worker, "url": server_url, "backend": backend}) + "\\n")
+        database = str(connection.settings_dict["NAME"])
+        line = {"worker": worker, "pid": os.getpid(), "url": server_url, "backend": backend}
+        line["database"] = database
+        file.write(json.dumps(line) + "\\n")
+
+
+def leave_open(server_url):
+    """A WebSocket and an endless event stream, left open for the server's stop to end."""
+    ws_url = server_url.replace("http", "ws", 1) + "/ws/echo/"
+    stream = socket.create_connection((urlsplit(server_url).hostname, urlsplit(server_url).port))
+    stream.sendall(b"GET /events/ HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n\\r\\n")
+    assert stream.makefile("rb").readline().split()[1] == b"200"
+    return connect(ws_url, open_timeout=20), stream
 '''
 
 PYTEST_TESTS = """
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from demo.models import Note
-from live_checks import APP_CSS, echo, get, notes, record
+from live_checks import APP_CSS, echo, get, leave_open, notes, record
+
+LEFT_OPEN = []
 
 
 @pytest.mark.parametrize("text", ["one", "two", "three", "four"])
@@ -125,6 +150,8 @@ def test_rows_of_the_test_and_only_those(asgi_live_server, text):
 def test_server_shares_the_tests_in_memory_connection(asgi_live_server):
     # Rows the test has not committed yet: only its own connection sees them.
     record(asgi_live_server.url, asgi_live_server.backend.name)
+    if not connection.is_in_memory_db():
+        pytest.skip("a database on disk is reached by the server's own connections")
     with transaction.atomic():
         Note.objects.create(text="pending")
         assert notes(asgi_live_server + "/notes/") == ["pending"]
@@ -134,6 +161,7 @@ def test_server_shares_the_tests_in_memory_connection(asgi_live_server):
 def test_websocket(asgi_live_server):
     record(asgi_live_server.url, asgi_live_server.backend.name)
     assert echo(asgi_live_server.url.replace("http", "ws", 1) + "/ws/echo/", "hi") == "echo: hi"
+    LEFT_OPEN.extend(leave_open(asgi_live_server.url))
 
 
 def test_static_file(asgi_live_server):
@@ -365,6 +393,23 @@ def test_pytest_fixture_under_xdist(live_project: Path, backend: str) -> None:
     assert {s["backend"] for s in servers} == {backend}
 
 
+def test_database_file_under_xdist(live_project: Path) -> None:
+    # Not in memory: the server reaches each worker's own test database with its own
+    # connections; rows the test commits are seen, the uncommitted ones are not shared.
+    result, servers = run_pytest(
+        live_project, "-n", "2", LIVE_TEST_DATABASE_FILE=str(live_project / "test_db.sqlite3")
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.fullmatch(r"=+ 6 passed, 1 skipped in [\d.]+s( \([\d:]+\))? =+", summary(result)), (
+        result.stdout
+    )
+    databases = {s["worker"]: s["database"] for s in servers}
+    assert databases == {
+        "gw0": str(live_project / "test_db.sqlite3_gw0"),
+        "gw1": str(live_project / "test_db.sqlite3_gw1"),
+    }
+
+
 @pytest.mark.parametrize("backend", IN_THREAD_BACKENDS)
 def test_unittest_case(live_project: Path, backend: str) -> None:
     result, servers = run_manage_py_test(live_project, ASGISERVE_TEST_BACKEND=backend)
@@ -394,6 +439,26 @@ def test_browser_with_manage_py_test(live_project: Path, backend: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"^Ran 1 test in [\d.]+s\n\nOK$", result.stderr, re.M), result.stderr
     assert [s["backend"] for s in servers] == [backend]
+
+
+@pytest.mark.parametrize("backend", IN_THREAD_BACKENDS)
+def test_unittest_case_in_parallel(live_project: Path, backend: str) -> None:
+    result, servers = run(
+        live_project,
+        [
+            *("manage.py", "test", "live_unittest.test_live", "--parallel", "2"),
+            *("--settings", "testproject.live_settings"),
+        ],
+        ASGISERVE_TEST_BACKEND=backend,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^Ran 5 tests in [\d.]+s\n\nOK$", result.stderr, re.M), result.stderr
+    # A server per class, in the worker process that runs the class (the workers take the
+    # classes as they come: one may run both).
+    pid_by_url = {s["url"]: s["pid"] for s in servers}
+    assert len(pid_by_url) == 2, servers
+    assert {(s["url"], s["pid"]) for s in servers} == set(pid_by_url.items())
+    assert result.stderr.count("Destroying test database") == 3  # the workers' and the main one
 
 
 def test_backend_that_cannot_serve_in_a_thread_is_a_usage_error(live_project: Path) -> None:
