@@ -17,12 +17,15 @@ the same backend class ``asgiserve`` serves with, on a socket bound here (port 0
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import secrets
 import socket
 import threading
 import time
+from asyncio import AbstractEventLoop
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
@@ -30,6 +33,7 @@ from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django_asgiserve import backends, handlers
 from django_asgiserve.config import DEVELOPMENT_GRACE, ServerConfig
 from django_asgiserve.handlers import ASGIApp, Receive, Scope, Send
+from django_asgiserve.worker import HARD_STOP_MARGIN
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -37,7 +41,7 @@ if TYPE_CHECKING:
     from django_asgiserve.backends.base import Backend
 
 DEFAULT_HOST = "127.0.0.1"
-#: Seconds to wait for the server to answer its first request, and to stop.
+#: Seconds to wait for the server to answer its first request, or to end once cancelled.
 STARTUP_TIMEOUT = 30.0
 
 
@@ -97,6 +101,9 @@ def share_connections(app: ASGIApp, shared: dict[str, BaseDatabaseWrapper]) -> A
     """Run each connection's sync code in one thread that uses the ``shared`` connections."""
     from django.db import connections
 
+    if not shared:
+        return app
+
     def install() -> None:
         for alias, conn in shared.items():
             connections[alias] = conn
@@ -114,12 +121,13 @@ def share_connections(app: ASGIApp, shared: dict[str, BaseDatabaseWrapper]) -> A
     return sharing_app
 
 
-def answer_probe(app: ASGIApp, path: str) -> ASGIApp:
+def answer_probe(app: ASGIApp, path: str, serving: Callable[[AbstractEventLoop], None]) -> ASGIApp:
     """Answer ``path`` here (204) so start-up can tell the server serves, without the project
-    seeing (or logging) the request."""
+    seeing (or logging) the request; tell ``serving`` the loop the application runs on."""
 
     async def probed_app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == path:
+            serving(asyncio.get_running_loop())
             await send({"type": "http.response.start", "status": 204, "headers": []})
             await send({"type": "http.response.body", "body": b""})
             return
@@ -128,13 +136,18 @@ def answer_probe(app: ASGIApp, path: str) -> ASGIApp:
     return probed_app
 
 
+def cancel_everything(loop: AbstractEventLoop) -> None:
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+
+
 class ASGILiveServer:
     """The project's application served on ``host``:``port`` in a thread, until :meth:`stop`.
 
     ``str()`` and ``.url`` are its base URL, as with pytest-django's ``live_server``.
     """
 
-    def __init__(self, host: str = DEFAULT_HOST, port: int = 0, backend: str | None = None):
+    def __init__(self, host: str = DEFAULT_HOST, port: int = 0, backend: str | None = None) -> None:
         self.host = host
         self.port = port
         self.backend_name = backend
@@ -143,6 +156,7 @@ class ASGILiveServer:
         self.shared: dict[str, BaseDatabaseWrapper] = {}
         self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        self._loop: AbstractEventLoop | None = None
 
     @property
     def url(self) -> str:
@@ -179,7 +193,9 @@ class ASGILiveServer:
         # DEBUG off). Requests are not logged, as Django's live server does not log them.
         if apps.is_installed("django.contrib.staticfiles"):
             app = StaticFiles(app)
-        app = handlers.answer_lifespan(answer_probe(share_connections(app, self.shared), probe))
+        app = handlers.answer_lifespan(
+            answer_probe(share_connections(app, self.shared), probe, self._serving_on)
+        )
         options = conf.load().options.get(backend_class.name, {})
         self.backend = backend_class(
             ServerConfig(
@@ -200,6 +216,9 @@ class ASGILiveServer:
         except BaseException:
             self.stop()
             raise
+
+    def _serving_on(self, loop: AbstractEventLoop) -> None:
+        self._loop = loop
 
     def _serve(self, app: ASGIApp, served: socket.socket) -> None:
         assert self.backend is not None
@@ -237,11 +256,21 @@ class ASGILiveServer:
             time.sleep(0.02)
 
     def stop(self) -> None:
-        """Stop serving (open connections get the grace period) and close the socket."""
+        """Stop serving (open connections get the grace period, then are dropped) and close the
+        socket; LiveServerError if the server's thread does not end."""
+        stuck = False
         if self.backend is not None:
             self.backend.stop()
         if self._thread is not None:
-            self._thread.join(STARTUP_TIMEOUT)
+            self._thread.join(DEVELOPMENT_GRACE + HARD_STOP_MARGIN)
+            if self._thread.is_alive() and self._loop is not None:
+                # Some servers wait for connections a test left open beyond their grace period
+                # (hypercorn on Python 3.12 and later, whose asyncio Server.wait_closed() waits
+                # for every connection); a worker would end itself there, this thread cannot.
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    self._loop.call_soon_threadsafe(cancel_everything, self._loop)
+                self._thread.join(STARTUP_TIMEOUT)
+            stuck = self._thread.is_alive()
             self._thread = None
         if self._socket is not None:
             self._socket.close()
@@ -249,3 +278,5 @@ class ASGILiveServer:
         for conn in self.shared.values():
             conn.dec_thread_sharing()
         self.shared = {}
+        if stuck:
+            raise LiveServerError("The live server's thread did not stop.")

@@ -75,6 +75,7 @@ ASGISERVE = {
 
 #: What both flavours check, written down for the outer test: which server served which test.
 RECORD = '''
+import contextlib
 import json
 import os
 import socket
@@ -124,7 +125,10 @@ def leave_open(server_url):
     stream = socket.create_connection((urlsplit(server_url).hostname, urlsplit(server_url).port))
     stream.sendall(b"GET /events/ HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n\\r\\n")
     assert stream.makefile("rb").readline().split()[1] == b"200"
-    return connect(ws_url, open_timeout=20), stream
+    left_open = contextlib.ExitStack()
+    left_open.enter_context(connect(ws_url, open_timeout=20))
+    left_open.enter_context(stream)
+    return left_open
 '''
 
 PYTEST_TESTS = """
@@ -161,7 +165,7 @@ def test_server_shares_the_tests_in_memory_connection(asgi_live_server):
 def test_websocket(asgi_live_server):
     record(asgi_live_server.url, asgi_live_server.backend.name)
     assert echo(asgi_live_server.url.replace("http", "ws", 1) + "/ws/echo/", "hi") == "echo: hi"
-    LEFT_OPEN.extend(leave_open(asgi_live_server.url))
+    LEFT_OPEN.append(leave_open(asgi_live_server.url))
 
 
 def test_static_file(asgi_live_server):
@@ -504,8 +508,14 @@ def test_test_backend_setting_is_checked_by_manage_py_test(live_project: Path) -
     ],
 )
 def test_backend_choice(settings: dict[str, str], chosen: str) -> None:
-    from django_asgiserve.live_server import choose_backend
+    from django_asgiserve.live_server import LiveServerError, choose_backend
 
     with override_settings(ASGISERVE=settings):
         assert choose_backend().name == chosen
         assert choose_backend("hypercorn").name == "hypercorn"
+        with pytest.raises(LiveServerError) as raised:
+            choose_backend("gunicorn")
+    assert str(raised.value) == (
+        "The live server's backend 'gunicorn' cannot serve in a thread of the test process.\n"
+        "HINT: Choose one of: auto, uvicorn, hypercorn, granian."
+    )
