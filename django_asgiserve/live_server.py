@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
+import os
 import secrets
 import socket
 import threading
@@ -30,10 +31,9 @@ from typing import TYPE_CHECKING
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 
-from django_asgiserve import backends, handlers
+from django_asgiserve import backends, handlers, worker
 from django_asgiserve.config import DEVELOPMENT_GRACE, ServerConfig
 from django_asgiserve.handlers import ASGIApp, Receive, Scope, Send
-from django_asgiserve.worker import HARD_STOP_MARGIN
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -112,8 +112,8 @@ def share_connections(app: ASGIApp, shared: dict[str, BaseDatabaseWrapper]) -> A
         if scope["type"] == "lifespan":
             await app(scope, receive, send)
             return
-        # The outermost context decides the thread: Django's handler, channels' consumers and
-        # every thread-sensitive sync_to_async inside reuse it.
+        # The outermost context decides the thread: Django's handler and every thread-sensitive
+        # sync_to_async inside (channels' database_sync_to_async is one) reuse it.
         async with ThreadSensitiveContext():
             await sync_to_async(install, thread_sensitive=True)()
             await app(scope, receive, send)
@@ -175,47 +175,60 @@ class ASGILiveServer:
 
     def start(self) -> None:
         """Bind, serve in a thread, and return once the server answers a request."""
+        from django_asgiserve import conf
+
         backend_class = choose_backend(self.backend_name)
-        from django.apps import apps
-
-        from django_asgiserve import conf, worker
-        from django_asgiserve.static import StaticFiles
-
         self.shared = in_memory_connections()
         for conn in self.shared.values():
             conn.inc_thread_sharing()
-        family = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0][0]
-        self._socket = socket.create_server((self.host, self.port), family=family, backlog=128)
-        self.port = self._socket.getsockname()[1]
-        probe = f"/__asgi_live_server_{secrets.token_hex(8)}__"
+        try:
+            self._socket = self._listen()
+            self.port = self._socket.getsockname()[1]
+            probe = f"/__asgi_live_server_{secrets.token_hex(8)}__"
+            app = self._application(probe)
+            options = conf.load().options.get(backend_class.name, {})
+            self.backend = backend_class(
+                ServerConfig(
+                    backend=backend_class.name,
+                    options=dict(options),
+                    reload=False,
+                    graceful_timeout=DEVELOPMENT_GRACE,
+                )
+            )
+            # The backend adopts (and closes) the socket it serves: give it a copy.
+            served = self._socket.dup()
+            self._thread = threading.Thread(
+                target=self._serve, args=(app, served), name="asgi-live-server", daemon=True
+            )
+            self._thread.start()
+            self._wait_serving(probe)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _listen(self) -> socket.socket:
+        try:
+            family = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0][0]
+            return socket.create_server((self.host, self.port), family=family, backlog=128)
+        except OSError as error:
+            raise LiveServerError(
+                f"The live server cannot listen on {self.host}:{self.port}: "
+                f"{os.strerror(error.errno) if error.errno else error}."
+            ) from None
+
+    def _application(self, probe: str) -> ASGIApp:
+        from django.apps import apps
+
+        from django_asgiserve.static import StaticFiles
+
         app = worker.load_application()
         # As StaticLiveServerTestCase: the finders' files, whatever DEBUG is (tests run with
         # DEBUG off). Requests are not logged, as Django's live server does not log them.
         if apps.is_installed("django.contrib.staticfiles"):
             app = StaticFiles(app)
-        app = handlers.answer_lifespan(
+        return handlers.answer_lifespan(
             answer_probe(share_connections(app, self.shared), probe, self._serving_on)
         )
-        options = conf.load().options.get(backend_class.name, {})
-        self.backend = backend_class(
-            ServerConfig(
-                backend=backend_class.name,
-                options=dict(options),
-                reload=False,
-                graceful_timeout=DEVELOPMENT_GRACE,
-            )
-        )
-        # The backend adopts (and closes) the socket it serves: give it a copy.
-        served = self._socket.dup()
-        self._thread = threading.Thread(
-            target=self._serve, args=(app, served), name="asgi-live-server", daemon=True
-        )
-        self._thread.start()
-        try:
-            self._wait_serving(probe)
-        except BaseException:
-            self.stop()
-            raise
 
     def _serving_on(self, loop: AbstractEventLoop) -> None:
         self._loop = loop
@@ -262,7 +275,7 @@ class ASGILiveServer:
         if self.backend is not None:
             self.backend.stop()
         if self._thread is not None:
-            self._thread.join(DEVELOPMENT_GRACE + HARD_STOP_MARGIN)
+            self._thread.join(DEVELOPMENT_GRACE + worker.HARD_STOP_MARGIN)
             if self._thread.is_alive() and self._loop is not None:
                 # Some servers wait for connections a test left open beyond their grace period
                 # (hypercorn on Python 3.12 and later, whose asyncio Server.wait_closed() waits

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -519,3 +520,19 @@ def test_backend_choice(settings: dict[str, str], chosen: str) -> None:
         "The live server's backend 'gunicorn' cannot serve in a thread of the test process.\n"
         "HINT: Choose one of: auto, uvicorn, hypercorn, granian."
     )
+
+
+def test_a_port_in_use_is_one_clear_error() -> None:
+    from django.db import connection
+
+    from django_asgiserve.live_server import ASGILiveServer, LiveServerError
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        server = ASGILiveServer(port=port)
+        with pytest.raises(LiveServerError) as raised:
+            server.start()
+    assert str(raised.value) == (
+        f"The live server cannot listen on 127.0.0.1:{port}: Address already in use."
+    )
+    assert not connection.allow_thread_sharing  # given back when the start failed
