@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_HEADERS": False,
     "FORWARDED_ALLOW_IPS": list(DEFAULT_ALLOW_IPS),
     "LIFESPAN_SIGNALS": False,
+    "TEST_BACKEND": "auto",
 }
 
 
@@ -56,6 +57,8 @@ class ServeSettings:
     proxy_headers: bool = False
     forwarded_allow_ips: tuple[str, ...] = DEFAULT_ALLOW_IPS
     lifespan_signals: bool = False
+    #: The backend of the tests' live server (see :mod:`django_asgiserve.live_server`).
+    test_backend: str = "auto"
 
 
 def raw() -> dict[str, Any]:
@@ -90,6 +93,7 @@ def problems() -> list[Problem]:
     merged = {**DEFAULTS, **value}
     found += _backend_problems(merged["BACKEND"])
     found += _options_problems(merged["OPTIONS"])
+    found += _test_backend_problems(merged["TEST_BACKEND"])
     for key in ("RUNSERVER", "PROXY_HEADERS", "LIFESPAN_SIGNALS"):
         if not isinstance(merged[key], bool):
             found.append(Problem("asgiserve.E008", f"ASGISERVE[{key!r}] must be True or False."))
@@ -149,6 +153,26 @@ def backend_problems(name: str) -> list[Problem]:
     return []
 
 
+def _test_backend_problems(name: object) -> list[Problem]:
+    """The live server serves in a thread of the test process: only some backends can."""
+    why = backends.why_not_in_thread(name)
+    if why is not None:
+        return [
+            Problem(
+                "asgiserve.E012",
+                f"ASGISERVE['TEST_BACKEND']: {why}.",
+                f"Choose one of: auto, {', '.join(backends.in_thread_names())}.",
+            )
+        ]
+    if name == "auto":
+        return []
+    try:
+        backends.get(str(name))
+    except backends.BackendError as error:
+        return [Problem("asgiserve.E004", f"ASGISERVE['TEST_BACKEND']: {error}", error.hint)]
+    return []
+
+
 def _options_problems(options: object) -> list[Problem]:
     if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
         return [
@@ -197,4 +221,5 @@ def load() -> ServeSettings:
         proxy_headers=merged["PROXY_HEADERS"],
         forwarded_allow_ips=tuple(e.strip() for e in merged["FORWARDED_ALLOW_IPS"]),
         lifespan_signals=merged["LIFESPAN_SIGNALS"],
+        test_backend=merged["TEST_BACKEND"],
     )

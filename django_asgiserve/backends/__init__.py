@@ -20,7 +20,15 @@ REGISTRY: dict[str, str] = {
 }
 NAMES: tuple[str, ...] = tuple(REGISTRY)
 
-__all__ = ["NAMES", "Backend", "BackendError", "backend_class", "get"]
+__all__ = [
+    "NAMES",
+    "Backend",
+    "BackendError",
+    "backend_class",
+    "get",
+    "in_thread_names",
+    "why_not_in_thread",
+]
 
 
 def backend_class(name: str) -> type[Backend]:
@@ -28,6 +36,20 @@ def backend_class(name: str) -> type[Backend]:
     module_name, _, class_name = REGISTRY[name].partition(":")
     cls: type[Backend] = getattr(import_module(module_name), class_name)
     return cls
+
+
+def in_thread_names() -> tuple[str, ...]:
+    """The backends that can serve in a thread of another program (the tests' live server)."""
+    return tuple(name for name in NAMES if backend_class(name).serves_in_thread)
+
+
+def why_not_in_thread(name: object) -> str | None:
+    """Why ``name`` cannot serve the tests' live server (None: it can, or it is ``auto``)."""
+    if name == "auto" or name in in_thread_names():
+        return None
+    if name in NAMES:
+        return f"{name!r} cannot serve in a thread of the test process"
+    return f"{name!r} is not a backend"
 
 
 def get(name: str) -> type[Backend]:

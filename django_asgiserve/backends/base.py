@@ -64,6 +64,9 @@ class Backend(ABC):
     manages_workers: ClassVar[bool] = False
     #: Whether it serves HTTP/3 on a UDP socket among those ``serve()`` gets (``--http3``).
     serves_http3: ClassVar[bool] = False
+    #: Whether ``serve()`` can run in a thread that is not the main one, once or many times in a
+    #: process (the test live server runs it so, beside the tests, see :mod:`live_server`).
+    serves_in_thread: ClassVar[bool] = False
 
     def __init__(self, config: ServerConfig) -> None:
         self.options: dict[str, Any] = dict(config.options)

@@ -40,6 +40,7 @@ class GranianBackend(Backend):
     name = "granian"
     distribution = "granian"
     module = "granian"
+    serves_in_thread = True
     managed_options: ClassVar[dict[str, str]] = {
         **dict.fromkeys(OWNED, MANAGED),
         "url_path_prefix": "set FORCE_SCRIPT_NAME instead, which means the same on every backend",

@@ -27,6 +27,7 @@ class HypercornBackend(Backend):
     name = "hypercorn"
     distribution = "hypercorn"
     module = "hypercorn"
+    serves_in_thread = True
     managed_options: ClassVar[dict[str, str]] = {
         **dict.fromkeys(("bind", "insecure_bind", "quic_bind", "workers", "accesslog"), MANAGED),
         **dict.fromkeys(("use_reloader", "errorlog", "logconfig", "pid_path"), MANAGED),

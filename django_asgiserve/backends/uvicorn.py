@@ -25,6 +25,7 @@ class UvicornBackend(Backend):
     name = "uvicorn"
     distribution = "uvicorn"
     module = "uvicorn"
+    serves_in_thread = True
     managed_options: ClassVar[dict[str, str]] = {
         **dict.fromkeys(("app", "host", "port", "uds", "fd", "workers", "access_log"), MANAGED),
         **dict.fromkeys(("reload", "reload_dirs", "reload_includes", "reload_excludes"), MANAGED),

@@ -1,0 +1,295 @@
+"""A live ASGI server for tests: the project's ``ASGI_APPLICATION`` served in a thread of the
+test process, on the test database.
+
+It runs in the test process, as Django's ``LiveServerThread`` does, because Django's default
+SQLite test database lives in memory there. The connections to in-memory SQLite databases are
+shared with the server (``connections[alias] = conn`` once ``conn.inc_thread_sharing()`` allows
+it); other databases are reached by the server's own connections to the test database, whose
+name the test runner has already put in the settings. Django's connections are truly
+thread-local and its ASGI handler runs sync code in a new thread per request (one
+``ThreadSensitiveContext`` each), so the override is installed at the start of every request,
+in the thread that request's sync code runs in: this module opens the outermost
+``ThreadSensitiveContext`` itself, and Django's handler and ``sync_to_async`` use it.
+
+The backends that can run this way are those whose ``serves_in_thread`` is true; the server is
+the same backend class ``asgiserve`` serves with, on a socket bound here (port 0: a free one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import os
+import secrets
+import socket
+import threading
+import time
+from asyncio import AbstractEventLoop
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+
+from django_asgiserve import backends, handlers, worker
+from django_asgiserve.config import DEVELOPMENT_GRACE, ServerConfig
+from django_asgiserve.handlers import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from django_asgiserve.backends.base import Backend
+
+DEFAULT_HOST = "127.0.0.1"
+#: Seconds to wait for the server to answer its first request, or to end once cancelled.
+STARTUP_TIMEOUT = 30.0
+
+
+class LiveServerError(Exception):
+    """The live server cannot be started (a backend that cannot serve in a thread, say)."""
+
+
+def choose_backend(name: str | None = None) -> type[Backend]:
+    """The backend to serve tests with: ``name`` when given (and not ``"auto"``), else
+    ``ASGISERVE["TEST_BACKEND"]``, else ``ASGISERVE["BACKEND"]`` when it can serve in a thread,
+    else the first installed of those that can."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_asgiserve import conf
+
+    try:
+        serve_settings = conf.load()
+    except ImproperlyConfigured as error:
+        raise LiveServerError(str(error)) from None
+    in_thread = backends.in_thread_names()
+    chosen = name if name and name != "auto" else serve_settings.test_backend
+    if chosen == "auto" and serve_settings.backend in in_thread:
+        with contextlib.suppress(backends.BackendError):
+            return backends.get(serve_settings.backend)
+    if chosen == "auto":
+        for candidate in in_thread:
+            if backends.backend_class(candidate).is_installed():
+                return backends.backend_class(candidate)
+        raise LiveServerError(
+            "No ASGI server that can serve tests in the test process is installed.\n"
+            f'HINT: Install one of {", ".join(in_thread)}: pip install "django-asgiserve[uvicorn]"'
+        )
+    why = backends.why_not_in_thread(chosen)
+    if why is not None:
+        raise LiveServerError(
+            f"The live server's backend {why}.\nHINT: Choose one of: auto, {', '.join(in_thread)}."
+        )
+    try:
+        return backends.get(chosen)
+    except backends.BackendError as error:
+        hint = f"\nHINT: {error.hint}" if error.hint else ""
+        raise LiveServerError(f"{error}{hint}") from None
+
+
+def in_memory_connections() -> dict[str, BaseDatabaseWrapper]:
+    """This thread's connections to in-memory SQLite databases, which only it can reach."""
+    from django.db import connections
+
+    return {
+        conn.alias: conn
+        for conn in connections.all()
+        if conn.vendor == "sqlite" and conn.is_in_memory_db()  # type: ignore[attr-defined]
+    }
+
+
+def share_connections(app: ASGIApp, shared: dict[str, BaseDatabaseWrapper]) -> ASGIApp:
+    """Run each connection's sync code in one thread that uses the ``shared`` connections."""
+    from django.db import connections
+
+    if not shared:
+        return app
+
+    def install() -> None:
+        for alias, conn in shared.items():
+            connections[alias] = conn
+
+    async def sharing_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await app(scope, receive, send)
+            return
+        # The outermost context decides the thread: Django's handler and every thread-sensitive
+        # sync_to_async inside (channels' database_sync_to_async is one) reuse it.
+        async with ThreadSensitiveContext():
+            await sync_to_async(install, thread_sensitive=True)()
+            await app(scope, receive, send)
+
+    return sharing_app
+
+
+def answer_probe(app: ASGIApp, path: str, serving: Callable[[AbstractEventLoop], None]) -> ASGIApp:
+    """Answer ``path`` here (204) so start-up can tell the server serves, without the project
+    seeing (or logging) the request; tell ``serving`` the loop the application runs on."""
+
+    async def probed_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == path:
+            serving(asyncio.get_running_loop())
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await app(scope, receive, send)
+
+    return probed_app
+
+
+def cancel_everything(loop: AbstractEventLoop) -> None:
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+
+
+class ASGILiveServer:
+    """The project's application served on ``host``:``port`` in a thread, until :meth:`stop`.
+
+    ``str()`` and ``.url`` are its base URL, as with pytest-django's ``live_server``.
+    """
+
+    def __init__(self, host: str = DEFAULT_HOST, port: int = 0, backend: str | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.backend_name = backend
+        self.backend: Backend | None = None
+        self.error: BaseException | None = None
+        self.shared: dict[str, BaseDatabaseWrapper] = {}
+        self._socket: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: AbstractEventLoop | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __add__(self, other: str) -> str:
+        return f"{self}{other}"
+
+    def __repr__(self) -> str:
+        name = self.backend.name if self.backend else "not started"
+        return f"<ASGILiveServer {name} at {self.url}>"
+
+    def start(self) -> None:
+        """Bind, serve in a thread, and return once the server answers a request."""
+        from django_asgiserve import conf
+
+        backend_class = choose_backend(self.backend_name)
+        self.shared = in_memory_connections()
+        for conn in self.shared.values():
+            conn.inc_thread_sharing()
+        try:
+            self._socket = self._listen()
+            self.port = self._socket.getsockname()[1]
+            probe = f"/__asgi_live_server_{secrets.token_hex(8)}__"
+            app = self._application(probe)
+            options = conf.load().options.get(backend_class.name, {})
+            self.backend = backend_class(
+                ServerConfig(
+                    backend=backend_class.name,
+                    options=dict(options),
+                    reload=False,
+                    graceful_timeout=DEVELOPMENT_GRACE,
+                )
+            )
+            # The backend adopts (and closes) the socket it serves: give it a copy.
+            served = self._socket.dup()
+            self._thread = threading.Thread(
+                target=self._serve, args=(app, served), name="asgi-live-server", daemon=True
+            )
+            self._thread.start()
+            self._wait_serving(probe)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _listen(self) -> socket.socket:
+        try:
+            family = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0][0]
+            return socket.create_server((self.host, self.port), family=family, backlog=128)
+        except OSError as error:
+            raise LiveServerError(
+                f"The live server cannot listen on {self.host}:{self.port}: "
+                f"{os.strerror(error.errno) if error.errno else error}."
+            ) from None
+
+    def _application(self, probe: str) -> ASGIApp:
+        from django.apps import apps
+
+        from django_asgiserve.static import StaticFiles
+
+        app = worker.load_application()
+        # As StaticLiveServerTestCase: the finders' files, whatever DEBUG is (tests run with
+        # DEBUG off). Requests are not logged, as Django's live server does not log them.
+        if apps.is_installed("django.contrib.staticfiles"):
+            app = StaticFiles(app)
+        return handlers.answer_lifespan(
+            answer_probe(share_connections(app, self.shared), probe, self._serving_on)
+        )
+
+    def _serving_on(self, loop: AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def _serve(self, app: ASGIApp, served: socket.socket) -> None:
+        assert self.backend is not None
+        try:
+            self.backend.serve(app, [served])
+        except BaseException as error:  # SystemExit too: uvicorn exits when it cannot start
+            self.error = error
+        finally:
+            with contextlib.suppress(OSError):
+                served.close()
+            from django.db import connections
+
+            connections.close_all()
+
+    def _wait_serving(self, probe: str) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            assert self._thread is not None
+            if not self._thread.is_alive():
+                raise LiveServerError(
+                    f"The live server ({self.backend_name or 'auto'}) stopped at start-up: "
+                    f"{self.error!r}"
+                ) from self.error
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=5)
+            try:
+                connection.request("GET", probe)
+                if connection.getresponse().status == 204:
+                    return
+            except OSError:
+                pass
+            finally:
+                connection.close()
+            if time.monotonic() > deadline:
+                raise LiveServerError(f"The live server did not answer within {STARTUP_TIMEOUT}s.")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop serving (open connections get the grace period, then are dropped) and close the
+        socket; LiveServerError if the server's thread does not end."""
+        stuck = False
+        if self.backend is not None:
+            self.backend.stop()
+        if self._thread is not None:
+            self._thread.join(DEVELOPMENT_GRACE + worker.HARD_STOP_MARGIN)
+            if self._thread.is_alive() and self._loop is not None:
+                # Some servers wait for connections a test left open beyond their grace period
+                # (hypercorn on Python 3.12 and later, whose asyncio Server.wait_closed() waits
+                # for every connection); a worker would end itself there, this thread cannot.
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    self._loop.call_soon_threadsafe(cancel_everything, self._loop)
+                self._thread.join(STARTUP_TIMEOUT)
+            stuck = self._thread.is_alive()
+            self._thread = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        for conn in self.shared.values():
+            conn.dec_thread_sharing()
+        self.shared = {}
+        if stuck:
+            raise LiveServerError("The live server's thread did not stop.")
