@@ -397,8 +397,9 @@ class Supervisor:
         await self.stop_worker(worker)
         self.retiring.discard(worker)
 
-    async def reload(self, *, cold: bool) -> None:
-        """Replace the serving workers with a fresh one, never leaving the sockets unserved."""
+    async def reload(self, *, cold: bool, same_code: bool = False) -> None:
+        """Replace the serving workers with a fresh one, never leaving the sockets unserved;
+        ``same_code``: for workers that crashed, so the new ones keep their generation."""
         async with self.reload_lock:
             if self.stop_requested.is_set():
                 return
@@ -413,7 +414,7 @@ class Supervisor:
             ):
                 preloader = await self.start_preloader()
             count = self.worker_count if preloader.can_fork else 1
-            generation = new_generation()
+            generation = self.generation if same_code else new_generation()
             started = await asyncio.gather(
                 *(self.start_worker(preloader, slot, generation) for slot in self.slots(count))
             )
@@ -527,7 +528,7 @@ class Supervisor:
             if replacement is not None:
                 self.workers.add(replacement)
         else:
-            await self.reload(cold=False)
+            await self.reload(cold=False, same_code=True)
 
     # -- watching -----------------------------------------------------------------------------
 

@@ -221,3 +221,31 @@ def test_listener_streams_end_at_once_when_a_worker_stops(start, project, backen
         response = slow[0] if slow else None
         assert isinstance(response, httpx.Response), (response, server.output)
         assert (response.status_code, response.text) == (200, "slow done")
+
+
+def generation(server) -> str:  # type: ignore[no-untyped-def]
+    """The id of the reload the worker answering now belongs to."""
+    stream = EventStream(server.url + "/__asgiserve__/generation/")
+    found = wait_for(
+        lambda: next((line for line in stream.lines if line.startswith("data: ")), None),
+        what="the generation",
+    )
+    return str(found)
+
+
+def test_a_crashed_workers_replacement_keeps_the_generation_and_a_reload_changes_it(start, project):
+    """A tab must not reload because a worker was replaced on the same code, and must reload
+    when the code changed."""
+    import os
+
+    server = start("--backend", "uvicorn", env=BROWSER_RELOAD).wait_serving()
+    first, pid = generation(server), int(server.get("/pid/").text)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(
+        lambda: (r := server.try_get("/pid/")) is not None and r.text not in ("", str(pid)),
+        what="the replacement worker",
+    )
+    assert generation(server) == first, server.output
+    edit(project / "demo" / "views.py", ORIGINAL, 'MESSAGE = "reloaded"')
+    wait_for(lambda: server.get("/sync/").text == "reloaded", what="the reload")
+    assert generation(server) != first
