@@ -79,17 +79,15 @@ def test_an_open_tab_follows_every_edit(start, project, backend, workers, chromi
         edit(path, old, new)
         wait_for_text(driver, shown, DEADLINE, f"after the {what}:\n{server.output[-3000:]}")
 
-    # With several serving processes a template edit reaches only the one asked about it.
-    if workers == 1 and backend != "gunicorn":
-        index = project / "demo" / "templates" / "demo" / "index.html"
-        step(
-            "template edit",
-            index,
-            "<h1>django-asgiserve demo</h1>",
-            "<h1>template two</h1>",
-            "template two",
-        )
-        listening(driver)
+    index = project / "demo" / "templates" / "demo" / "index.html"
+    step(
+        "template edit",
+        index,
+        "<h1>django-asgiserve demo</h1>",
+        "<h1>template two</h1>",
+        "template two",
+    )
+    listening(driver)
     step(
         "view edit",
         views,
