@@ -26,10 +26,12 @@ import httpx
 import pytest
 
 from tests.conftest import DEADLINE, REPO, TESTPROJECT, Output, Server, child_environ, wait_for
-from tests.helpers.netns import NetnsUnavailable, Network, entered
+from tests.helpers.netns import NetnsUnavailable, Network, delete_stale, entered
 
 NGINX_SITE = REPO / "docs" / "nginx-fleet.conf"
 HOSTS = ("h1", "h2")
+#: Namespaces are named ``asfleet<pid of the test run>-<lb|h1|h2>``.
+NAMESPACE_PREFIX = "asfleet"
 HOST_PORT = 8000
 REDIS_PORT = 6379
 #: Extra asgiserve options for every host; issue 13's drain delay goes here when it exists.
@@ -159,7 +161,8 @@ def fleet_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetNet
         pytest.skip("nginx is not installed (Debian: apt-get install nginx)")
     if redis is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
-    network = Network(f"asf{os.getpid() % 100000}")
+    delete_stale(NAMESPACE_PREFIX)
+    network = Network(f"{NAMESPACE_PREFIX}{os.getpid()}")
     fleet = FleetNetwork(network, tmp_path_factory.mktemp("fleet"))
     try:
         try:

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 #: CLONE_NEWNET from <sched.h>: setns() into a network namespace.
 CLONE_NEWNET = 0x40000000
@@ -61,6 +62,21 @@ def entered(namespace: str) -> Iterator[None]:
             _setns(home)
     finally:
         os.close(home)
+
+
+def delete_stale(prefix: str) -> None:
+    """Delete namespaces ``<prefix><pid>-*`` whose process has died (a run killed before its
+    teardown): only ever ones made here, named after the pid of the run that made them."""
+    with contextlib.suppress(OSError):
+        for entry in Path("/run/netns").iterdir():
+            owner = entry.name.removeprefix(prefix).partition("-")[0]
+            if (
+                entry.name.startswith(prefix)
+                and owner.isdigit()
+                and not Path(f"/proc/{owner}").exists()
+            ):
+                with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                    ip("netns", "delete", entry.name)
 
 
 class Network:
