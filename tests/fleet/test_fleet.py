@@ -19,7 +19,7 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import DEADLINE, REPO, wait_for
-from tests.fleet.conftest import HOSTS, NGINX_SITE, Fleet, Host, alive
+from tests.fleet.conftest import HOST_OPTIONS, HOSTS, NGINX_SITE, Fleet, Host, alive
 from tests.helpers.load import Load, Outcome
 from tests.helpers.netns import entered
 
@@ -99,6 +99,34 @@ def test_rolling_deploy_host_by_host(fleet, record):
     # No drain delay needed today: nginx resends (proxy_next_upstream) what a draining host
     # refuses or drops before answering. Without that line, each SIGTERM cost 4 requests (502).
     assert not any(o.failed for o in restarts), failures(restarts)
+
+
+def test_a_host_restart_under_posts(fleet, record):
+    # nginx does not resend a POST it has sent: one that reaches a host as it stops fails (today
+    # about 4 per SIGTERM, nginx's log says "Connection reset by peer while reading response
+    # header"). A drain delay (the host keeps serving while the balancer stops sending to it) is
+    # what would save them; put it in HOST_OPTIONS (tests/fleet/conftest.py) and this turns strict.
+    with Load(f"{fleet.balancer}/host/", CONCURRENCY, fleet.lb, method="POST") as load:
+        begin = time.monotonic()
+        load.wait_answered(begin, 200)
+        for name in HOSTS:
+            start = time.monotonic()
+            restart(fleet, fleet.hosts[name])
+            load.wait_answered(time.monotonic(), 200)
+        end = time.monotonic()
+    # CSRF refuses the POSTs (403): an answer from Django, which is all this counts.
+    outcomes = load.between(start, end)
+    figures = {
+        **summary(load.outcomes),
+        "answered 403": sum(o.status == 403 for o in load.outcomes),
+        "host options": " ".join(HOST_OPTIONS) or "none",
+        "failures seen": failures(load.outcomes),
+    }
+    record(figures)
+    assert outcomes
+    if any(o.failed for o in load.outcomes) and "--drain-delay" not in HOST_OPTIONS:
+        pytest.xfail("needs --drain-delay (issue 13): POSTs sent to a stopping host failed")
+    assert not any(o.failed for o in load.outcomes), failures(load.outcomes)
 
 
 def receive(client: ClientConnection) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""A bounded load generator: threads of keep-alive httpx clients GETting one URL until told to
+"""A bounded load generator: threads of keep-alive httpx clients requesting one URL until told to
 stop, or until a time or request limit, recording every request's outcome with timestamps.
 
 Each thread may first enter a network namespace (:func:`tests.helpers.netns.enter`), so the load
@@ -43,6 +43,7 @@ class Load:
     max_seconds: float = 90.0
     max_requests: int = 200_000
     timeout: float = 10.0
+    method: str = "GET"
     outcomes: list[Outcome] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -83,7 +84,7 @@ class Load:
             while not self._stop.is_set() and time.monotonic() < self._deadline:
                 start = time.monotonic()
                 try:
-                    response = client.get(self.url)
+                    response = client.request(self.method, self.url)
                 except httpx.HTTPError as error:
                     outcome = Outcome(start, time.monotonic(), None, error=repr(error))
                 else:
