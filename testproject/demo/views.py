@@ -69,6 +69,11 @@ def pid(request):
     return HttpResponse(str(os.getpid()), content_type="text/plain")
 
 
+def host(request):
+    """Which host (``ASGISERVE_DEMO_HOST``, empty when unset) and worker served this request."""
+    return JsonResponse({"host": os.environ.get("ASGISERVE_DEMO_HOST", ""), "pid": os.getpid()})
+
+
 def headers(request):
     return JsonResponse(
         {

@@ -30,6 +30,9 @@ Environment variables:
 ``ASGISERVE_DEMO_CHANNEL_LAYER``
     ``"memory"`` or a ``redis://`` URL: the Channels layer behind the
     ``/ws/chat/`` group consumer (routed when Channels is installed).
+``ASGISERVE_DEMO_HOST``
+    A name for the machine serving (``/host/`` and the ``/ws/chat/`` consumer
+    report it), to tell the hosts of a fleet apart behind a load balancer.
 ``ASGISERVE_DEMO_DEBUG_TOOLBAR``
     ``"1"`` enables django-debug-toolbar (if installed) for 127.0.0.1.
 ``ASGISERVE_DEMO_WHITENOISE``

@@ -13,6 +13,7 @@ urlpatterns = [
     path("events/", views.events, name="events"),
     path("slow/", views.slow, name="slow"),
     path("pid/", views.pid, name="pid"),
+    path("host/", views.host, name="host"),
     path("headers/", views.headers, name="headers"),
     path("lifespan/", views.lifespan, name="lifespan"),
     path("upload/", views.upload, name="upload"),
