@@ -104,7 +104,7 @@ def test_the_core_imports_without_any_backend():
         "        n for n in backends.NAMES if backends.backend_class(n).is_installed()\n"
         "    ],\n"
         "    'checks': [m.id for m in checks.check_settings()],\n"
-        "    'imported': sorted(m for m in sys.modules if m.partition('.')[0] in hidden\n"
+        "    'imported': sorted(m for m in sys.modules if m.partition('.')[0] in HIDDEN\n"
         "                       or m.partition('.')[0] == 'twisted'),\n"
         "}))\n"
     )

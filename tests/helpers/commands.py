@@ -16,25 +16,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.helpers.hiding import HIDING_FINDER
 from tests.helpers.polling import wait_for
 from tests.helpers.server import Output, child_environ
 
 #: Runs ``manage.py`` with the packages named in ``argv[1]`` (comma-separated) not installed.
-HIDE_AND_RUN = """
-import importlib.machinery, runpy, sys
+HIDE_AND_RUN = f"""
+import runpy, sys
 
-hidden = set(sys.argv[1].split(","))
-
-
-class HidingPathFinder(importlib.machinery.PathFinder):
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        if name.partition(".")[0] in hidden:
-            return None
-        return super().find_spec(name, path, target)
-
-
-sys.meta_path[sys.meta_path.index(importlib.machinery.PathFinder)] = HidingPathFinder
+HIDDEN = set(sys.argv[1].split(","))
+{HIDING_FINDER}
 sys.argv = ["manage.py", *sys.argv[2:]]
 runpy.run_path("manage.py", run_name="__main__")
 """
