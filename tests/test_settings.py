@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from tests.test_errors import assert_fails_clearly, manage, write_settings
+from tests.helpers.commands import assert_fails_clearly, manage, write_settings
 
 MESSAGE = "hello from testproject"
 APP_BELOW_STATICFILES = """

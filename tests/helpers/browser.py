@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.polling import wait_for
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM_FLAGS = (
@@ -85,11 +87,12 @@ def page_text(driver: object) -> str:
 def wait_for_text(driver: object, text: str, timeout: float, what: str = "") -> float:
     """Poll until the page shows ``text``; the seconds it took. Fails at the deadline."""
     started = time.monotonic()
-    while text not in (shown := page_text(driver)):
-        if time.monotonic() - started > timeout:
-            pytest.fail(
-                f"timed out after {timeout:.0f}s waiting for the tab to show {text!r}"
-                f"{f' ({what})' if what else ''}; it shows:\n{shown[:2000]}"
-            )
-        time.sleep(0.02)
+    waiting = f"the tab to show {text!r}{f' ({what})' if what else ''}"
+    try:
+        wait_for(lambda: text in page_text(driver), timeout, what=waiting)
+    except pytest.fail.Exception:
+        shown = page_text(driver)
+        pytest.fail(
+            f"timed out after {timeout:.0f}s waiting for {waiting}; it shows:\n{shown[:2000]}"
+        )
     return time.monotonic() - started

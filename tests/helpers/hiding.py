@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-SITECUSTOMIZE = """
+#: Hides the top-level packages in the set ``HIDDEN``, which the code it is put in defines.
+HIDING_FINDER = """
 import importlib.machinery
 import sys
-
-HIDDEN = {hidden!r}
 
 
 class HidingPathFinder(importlib.machinery.PathFinder):
@@ -34,6 +33,6 @@ def hiding_environ(directory: Path, *packages: str) -> dict[str, str]:
     """Environment variables under which ``packages`` cannot be found (files go in
     ``directory``)."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "sitecustomize.py").write_text(SITECUSTOMIZE.format(hidden=set(packages)))
+    (directory / "sitecustomize.py").write_text(f"HIDDEN = {set(packages)!r}\n{HIDING_FINDER}")
     path = [str(directory), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     return {"PYTHONPATH": os.pathsep.join(path)}

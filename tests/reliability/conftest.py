@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKENDS
+from tests.helpers.server import BACKENDS
 
 AREAS = {
     "test_soak": "Soak",
@@ -32,44 +32,48 @@ AREAS = {
 }
 #: Tests of the main suite that are the evidence for part of the issue, so not repeated here.
 ELSEWHERE = [
-    ("Faults", "tests/test_shutdown.py::test_kill_9_of_the_supervisor_leaves_nothing_behind",
+    ("Faults",
+     "tests/e2e/test_shutdown.py::test_kill_9_of_the_supervisor_leaves_nothing_behind",
      "kill -9 of the supervisor: no process survives, the port is free"),
-    ("Faults", "tests/test_shutdown.py::test_kill_9_of_the_supervisor_ends_a_worker_mid_request",
+    ("Faults",
+     "tests/e2e/test_shutdown.py::test_kill_9_of_the_supervisor_ends_a_worker_mid_request",
      "kill -9 of the supervisor during a 30 s request: the worker ends at once"),
-    ("Faults", "tests/test_shutdown.py::"
+    ("Faults", "tests/e2e/test_shutdown.py::"
      "test_kill_9_of_the_supervisor_with_unread_messages_leaves_nothing_behind",
      "kill -9 of a stopped supervisor with unread worker messages: nothing survives"),
-    ("Faults", "tests/test_shutdown.py::test_a_killed_worker_is_replaced",
+    ("Faults", "tests/e2e/test_shutdown.py::test_a_killed_worker_is_replaced",
      "kill -9 of an idle worker: a new one serves, the supervisor keeps its pid"),
-    ("Faults", "tests/test_production.py::"
+    ("Faults", "tests/e2e/test_proxy_and_lifespan.py::"
      "test_workers_share_the_socket_and_a_killed_one_is_replaced",
      "--workers 2, one killed: the survivor serves while a replacement starts"),
-    ("Faults", "tests/test_shutdown.py::test_stop_with_an_open_stream_exits_cleanly",
+    ("Faults", "tests/e2e/test_shutdown.py::test_stop_with_an_open_stream_exits_cleanly",
      "Ctrl+C / SIGTERM with an event stream open, every backend: exit 0, nothing left"),
-    ("Faults", "tests/test_reload.py::test_no_request_fails_while_reloading",
+    ("Faults", "tests/e2e/test_reload.py::test_no_request_fails_while_reloading",
      "5 edits under continuous requests, every backend: no failed request, no old code back"),
-    ("Faults", "tests/test_reload.py::test_a_burst_of_edits_reloads_at_most_twice",
+    ("Faults", "tests/e2e/test_reload.py::test_a_burst_of_edits_reloads_at_most_twice",
      "30 new modules and every project file rewritten at once: 1-2 reloads"),
     ("Faults",
-     "tests/test_reload.py::test_syntax_error_in_a_view_serves_the_traceback_and_recovers",
+     "tests/e2e/test_reload.py::test_syntax_error_in_a_view_serves_the_traceback_and_recovers",
      "broken code after an edit: error page, then recovery on the fix"),
     ("Bad input", "tests/test_addrport.py::test_any_text_gives_an_address_or_a_command_error",
      "hypothesis: any addrport text parses or is one CommandError"),
     ("Bad input", "tests/test_addrport.py::test_accepts_exactly_what_runserver_accepts",
      "hypothesis: the grammar is runserver's"),
-    ("Bad input", "tests/test_errors.py::test_bad_asgiserve_setting",
+    ("Bad input", "tests/e2e/test_usage_errors.py::test_bad_asgiserve_setting",
      "each ASGISERVE mistake: one message, exit 1, no traceback"),
-    ("Security defaults", "tests/test_serving.py::test_path_traversal_never_returns_a_project_file",
+    ("Security defaults",
+     "tests/e2e/test_serving.py::test_path_traversal_never_returns_a_project_file",
      "11 traversal paths (.., %2e%2e, %2f, %252e, backslash, //etc) on every backend"),
-    ("Security defaults", "tests/test_serving.py::test_static_serving_follows_runserver",
+    ("Security defaults", "tests/e2e/test_serving.py::test_static_serving_follows_runserver",
      "static files off with DEBUG off unless --insecure; --nostatic wins"),
-    ("Security defaults", "tests/test_production.py::test_proxy_headers_are_ignored_by_default",
+    ("Security defaults",
+     "tests/e2e/test_proxy_and_lifespan.py::test_proxy_headers_are_ignored_by_default",
      "X-Forwarded-* ignored without --proxy-headers, every backend"),
     ("Security defaults",
-     "tests/test_production.py::test_proxy_headers_are_ignored_from_an_untrusted_peer",
+     "tests/e2e/test_proxy_and_lifespan.py::test_proxy_headers_are_ignored_from_an_untrusted_peer",
      "X-Forwarded-* ignored from a peer outside --forwarded-allow-ips, every backend"),
     ("Security defaults",
-     "tests/test_reload.py::test_broken_code_without_debug_hides_the_traceback",
+     "tests/e2e/test_reload.py::test_broken_code_without_debug_hides_the_traceback",
      "broken code with DEBUG off: a bare 500, no traceback, no path"),
 ]  # fmt: skip
 

@@ -1,108 +1,19 @@
-"""What the reliability tests observe from outside a server: a process's resources as
-``/proc`` shows them, a client that keeps requesting and counts what went wrong, and raw
-socket exchanges for input no HTTP client would send.
+"""How the reliability tests talk to a server: a client that keeps requesting and counts what
+went wrong, and raw socket exchanges for input no HTTP client would send. (What ``/proc`` shows
+of a process is in ``tests/helpers/procfs.py``.)
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import ClassVar
 
 import httpx
 
-from tests.conftest import DEADLINE
-
-# -- processes ----------------------------------------------------------------------------------
-
-
-def stat_fields(pid: int) -> list[str] | None:
-    """``/proc/PID/stat`` after the command name (state, ppid, ...); ``None`` once it is gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def children(pid: int) -> list[tuple[int, str]]:
-    """Direct children of ``pid`` and their states (``Z`` for one not reaped yet)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = stat_fields(int(entry.name))
-            if fields and int(fields[1]) == pid:
-                found.append((int(entry.name), fields[0]))
-    return found
-
-
-def is_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie counts as gone)."""
-    fields = stat_fields(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What one process holds: the figures that must not grow over a long run."""
-
-    fds: int
-    threads: int
-    children: int
-    zombies: int
-    rss_kib: int
-    #: Directories watched through inotify (0 where the watcher polls).
-    watches: int
-
-    FIELDS: ClassVar = ("fds", "threads", "children", "zombies", "rss_kib", "watches")
-
-    def change(self, after: Usage) -> str:
-        """``fds 12 -> 12, ...``: each figure before and after."""
-        parts = []
-        for name in self.FIELDS:
-            before, now = getattr(self, name), getattr(after, name)
-            if name == "rss_kib":
-                parts.append(f"RSS {before / 1024:.1f} -> {now / 1024:.1f} MiB")
-            else:
-                parts.append(f"{name.replace('zombies', 'unreaped')} {before} -> {now}")
-        return ", ".join(parts)
-
-
-def usage(pid: int) -> Usage:
-    proc = Path(f"/proc/{pid}")
-    rss = next(
-        int(line.split()[1])
-        for line in (proc / "status").read_text().splitlines()
-        if line.startswith("VmRSS:")
-    )
-    kids = children(pid)
-    return Usage(
-        fds=len(os.listdir(proc / "fd")),
-        threads=len(os.listdir(proc / "task")),
-        children=len(kids),
-        zombies=sum(state == "Z" for _pid, state in kids),
-        rss_kib=rss,
-        watches=inotify_watches(pid),
-    )
-
-
-def inotify_watches(pid: int) -> int:
-    """How many inotify watches ``pid`` holds, from ``/proc/PID/fdinfo``."""
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:inotify":
-                continue
-            info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
-        except OSError:
-            continue
-        count += sum(line.startswith("inotify wd:") for line in info.splitlines())
-    return count
-
+from tests.helpers.polling import DEADLINE
 
 # -- a client that never stops asking -----------------------------------------------------------
 

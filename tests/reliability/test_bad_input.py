@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import BACKENDS, BANNER_URL, DEADLINE, Server, wait_for
+from tests.helpers.commands import serve_or_exit
+from tests.helpers.polling import DEADLINE, wait_for
+from tests.helpers.server import BACKENDS, BANNER_URL, Server, copy_project
 from tests.reliability.probes import Poller, answer_to, connect
-from tests.test_errors import serve_or_exit
-from tests.test_serving import copy_project
 
 pytestmark = pytest.mark.reliability
 

@@ -21,10 +21,23 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import DEADLINE, Server, port_is_free, wait_for
-from tests.reliability.probes import Poller, inotify_watches, is_alive, stat_fields
-from tests.test_reload import ORIGINAL, RELOADING, set_message, wait_body, worker_pid, write
-from tests.test_shutdown import established_sockets, wait_for_nothing_left, worker_connections
+from tests.helpers.edits import ORIGINAL, RELOADING, set_message, write
+from tests.helpers.polling import DEADLINE, wait_for
+from tests.helpers.procfs import (
+    established_sockets,
+    inotify_watches,
+    is_alive,
+    stat_fields,
+    worker_connections,
+)
+from tests.helpers.server import (
+    Server,
+    port_is_free,
+    wait_body,
+    wait_for_nothing_left,
+    worker_pid,
+)
+from tests.reliability.probes import Poller
 
 pytestmark = pytest.mark.reliability
 

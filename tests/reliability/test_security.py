@@ -7,18 +7,23 @@ see the warning) but never sent anything.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import BANNER_URL, Server, wait_for
+from tests.helpers.edits import SYNTAX_ERROR, write
+from tests.helpers.polling import wait_for
+from tests.helpers.procfs import listening_addresses
+from tests.helpers.server import (
+    BANNER_URL,
+    PROJECT_FILE_MARKERS,
+    Server,
+    get_target,
+    ipv6_loopback,
+)
 from tests.reliability.probes import answer_to
-from tests.test_reload import SYNTAX_ERROR, write
-from tests.test_serving import PROJECT_FILE_MARKERS, get_target, ipv6_loopback
 
 pytestmark = pytest.mark.reliability
 
@@ -40,25 +45,6 @@ def banner(server: Server) -> str:
 
     wait_for(printed, what="the banner")
     return server.stdout.text
-
-
-def listening_addresses(port: int) -> set[str]:
-    """The local addresses of the sockets listening on TCP ``port`` (from ``/proc/net``)."""
-    found = set()
-    for table, size in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
-        try:
-            rows = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            local, state = row.split()[1], row.split()[3]
-            address, _, hex_port = local.partition(":")
-            if state == "0A" and int(hex_port, 16) == port:
-                raw = bytes.fromhex(address)
-                # The kernel prints each 32-bit word in host (little-endian) order.
-                words = b"".join(raw[i : i + 4][::-1] for i in range(0, size, 4))
-                found.add(str(ipaddress.ip_address(words)))
-    return found
 
 
 def machine_address() -> str | None:
@@ -205,7 +191,7 @@ def test_tracebacks_and_secrets(start, project, rotating_backend, debug, record)
 
 # -- static files -------------------------------------------------------------------------------
 
-#: Paths the main suite does not try (see ``tests/test_serving.py``'s ``TRAVERSALS``).
+#: Paths the main suite does not try (see ``tests/e2e/test_serving.py``'s ``TRAVERSALS``).
 TRAVERSALS = (
     "/static/..%5c..%5cmanage.py",
     "/static/demo%5c..%5c..%5c..%5cmanage.py",

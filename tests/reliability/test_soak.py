@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Server, wait_for
-from tests.reliability.probes import Poller, Usage, children, stat_fields, usage
-from tests.test_reload import ORIGINAL, RELOADING, set_message
+from tests.helpers.edits import ORIGINAL, RELOADING, set_message
+from tests.helpers.polling import wait_for
+from tests.helpers.procfs import Usage, children, parent_pid, usage
+from tests.helpers.server import Server
+from tests.reliability.probes import Poller
 
 pytestmark = pytest.mark.reliability
 
@@ -51,13 +53,8 @@ def settled(server: Server) -> tuple[int, int] | None:
     grandchildren = children(preloader)
     if len(grandchildren) != 1 or grandchildren[0][1] == "Z":
         return None
-    orphans = [pid for pid in pids - {supervisor} if parent(pid) not in pids]
+    orphans = [pid for pid in pids - {supervisor} if parent_pid(pid) not in pids]
     return None if orphans else (supervisor, preloader)
-
-
-def parent(pid: int) -> int | None:
-    fields = stat_fields(pid)
-    return int(fields[1]) if fields else None
 
 
 def test_reloads_under_continuous_requests(start, project, rotating_backend, soak, record):

@@ -16,8 +16,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.conftest import DEADLINE
 from tests.helpers.hiding import hiding_environ
+from tests.helpers.polling import DEADLINE
 from tests.helpers.redis import redis_server
 
 #: Connections opened, at most, before both workers serve one of them.

@@ -6,19 +6,13 @@ from __future__ import annotations
 
 import socket
 import threading
-from pathlib import Path
+
+from tests.helpers.procfs import status_kib
 
 SIZE = 48 * 1024 * 1024
 #: Growth allowed while the file is sent: buffers and allocator slack, far below the file.
 ALLOWED_GROWTH = SIZE // 4
 NAME = "large.bin"
-
-
-def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for {pid}")
 
 
 def test_a_large_static_file_to_a_slow_client_is_not_held_in_memory(start, project, backend):
@@ -29,14 +23,14 @@ def test_a_large_static_file_to_a_slow_client_is_not_held_in_memory(start, proje
             file.write(block)
     server = start("--noreload", "--skip-checks", "--backend", backend).wait_serving()
     worker = int(server.get("/pid/").text)
-    before = peak = rss(worker)
+    before = peak = status_kib(worker, "VmRSS") * 1024
     received = 0
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, rss(worker))
+            peak = max(peak, status_kib(worker, "VmRSS") * 1024)
             done.wait(0.005)
 
     sampler = threading.Thread(target=sample, daemon=True)

@@ -20,7 +20,9 @@ import httpx
 import pytest
 import trustme
 
-from tests.conftest import DEADLINE, Server
+from tests.helpers.polling import DEADLINE
+from tests.helpers.procfs import status_kib
+from tests.helpers.server import Server
 
 SIZE = 64 * 1024 * 1024
 BLOCK = 256 * 1024
@@ -55,13 +57,6 @@ def multipart() -> Iterator[bytes]:
     yield MULTIPART_TAIL
 
 
-def memory_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} for {pid}")
-
-
 class PeakGrowth:
     """How much the serving process's resident memory peaked above its level at the start."""
 
@@ -71,11 +66,11 @@ class PeakGrowth:
     def __enter__(self) -> PeakGrowth:
         # "5" resets the peak resident size (VmHWM) to the current one.
         Path(f"/proc/{self.pid}/clear_refs").write_text("5")
-        self.baseline = memory_kib(self.pid, "VmRSS")
+        self.baseline = status_kib(self.pid, "VmRSS")
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.growth = (memory_kib(self.pid, "VmHWM") - self.baseline) * 1024
+        self.growth = (status_kib(self.pid, "VmHWM") - self.baseline) * 1024
 
     def check(self, backend: str, what: str) -> None:
         assert self.growth < ALLOWED_GROWTH, (

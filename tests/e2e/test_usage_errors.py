@@ -8,108 +8,15 @@ exactly as when the distribution is not installed.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from django_asgiserve.backends import NAMES
-from tests.conftest import REPO, Output, child_environ, wait_for
+from tests.helpers.commands import HIDE_AND_RUN, assert_fails_clearly, manage, run, write_settings
+from tests.helpers.server import REPO
 
-#: Runs ``manage.py`` with the packages named in ``argv[1]`` (comma-separated) not installed.
-HIDE_AND_RUN = """
-import importlib.machinery, runpy, sys
-
-hidden = set(sys.argv[1].split(","))
-
-
-class HidingPathFinder(importlib.machinery.PathFinder):
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        if name.partition(".")[0] in hidden:
-            return None
-        return super().find_spec(name, path, target)
-
-
-sys.meta_path[sys.meta_path.index(importlib.machinery.PathFinder)] = HidingPathFinder
-sys.argv = ["manage.py", *sys.argv[2:]]
-runpy.run_path("manage.py", run_name="__main__")
-"""
 SERVERS = ("uvicorn", "daphne", "hypercorn", "gunicorn", "granian")
-
-
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def run(cwd: Path, argv: list[str], env: dict[str, str] | None = None) -> Result:
-    """Run a command that should end by itself; fail at once if it starts serving instead."""
-    result, _serving = serve_or_exit(cwd, argv, env)
-    assert "Quit the server with" not in result.stdout, f"it is serving:\n{result.output}"
-    return result
-
-
-def serve_or_exit(
-    cwd: Path, argv: list[str], env: dict[str, str] | None = None
-) -> tuple[Result, bool]:
-    """Run a command until it exits or starts serving (then kill it); its output, and which."""
-    process = subprocess.Popen(
-        [sys.executable, *argv],
-        cwd=cwd,
-        env=child_environ(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    stdout, stderr = Output(process.stdout), Output(process.stderr)
-    try:
-        wait_for(
-            lambda: process.poll() is not None or "Quit the server with" in stdout.text,
-            what=f"{argv} to serve or exit",
-        )
-        serving = process.poll() is None
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-        stdout.join()
-        stderr.join()
-    return Result(process.returncode, stdout.text, stderr.text), serving
-
-
-def manage(project: Path, *args: str, hide: tuple[str, ...] = (), **kwargs) -> Result:
-    if hide:
-        return run(project, ["-c", HIDE_AND_RUN, ",".join(hide), *args], **kwargs)
-    return run(project, ["manage.py", *args], **kwargs)
-
-
-def write_settings(project: Path, name: str, body: str) -> str:
-    """A settings module next to the demo's, overriding some of it; returns its dotted name."""
-    (project / "testproject" / f"{name}.py").write_text(
-        f"from .settings import *  # noqa: F403\n\n{body}\n"
-    )
-    return f"testproject.{name}"
-
-
-def assert_fails_clearly(result: Result, *messages: str, code: int = 1) -> None:
-    assert result.code == code, result.output
-    for message in messages:
-        assert message in result.stderr, result.output
-    assert "Traceback" not in result.output
-    assert "Starting ASGI" not in result.output
 
 
 # -- the command line ---------------------------------------------------------------------------
@@ -197,14 +104,14 @@ def test_the_core_imports_without_any_backend():
         "        n for n in backends.NAMES if backends.backend_class(n).is_installed()\n"
         "    ],\n"
         "    'checks': [m.id for m in checks.check_settings()],\n"
-        "    'imported': sorted(m for m in sys.modules if m.partition('.')[0] in hidden\n"
+        "    'imported': sorted(m for m in sys.modules if m.partition('.')[0] in HIDDEN\n"
         "                       or m.partition('.')[0] == 'twisted'),\n"
         "}))\n"
     )
     result = run(REPO, ["-c", code, ",".join(SERVERS)])
     assert result.code == 0, result.output
     report = json.loads(result.stdout)
-    # Not installed is a problem for serving only (tests/test_serving_checks.py).
+    # Not installed is a problem for serving only (tests/e2e/test_serving_checks.py).
     assert report == {"installed": [], "checks": [], "imported": []}
 
 

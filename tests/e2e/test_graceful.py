@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from django_asgiserve.addrport import BACKLOG
-
-from .conftest import DEADLINE, Server, wait_for
+from tests.helpers.polling import DEADLINE, wait_for
+from tests.helpers.server import Server
 
 
 def pid_of_worker(server: Server) -> int:

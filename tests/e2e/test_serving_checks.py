@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Server
 from tests.helpers.hiding import hiding_environ
+from tests.helpers.server import Server
 
 #: The configured backend is hypercorn, with options nobody can check without it.
 SETTINGS_WITHOUT_THE_SERVER = """

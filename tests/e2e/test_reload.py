@@ -8,106 +8,21 @@ timed: each wait polls the server until what the test expects shows up, against 
 from __future__ import annotations
 
 import itertools
-import os
 import threading
-import time
 from pathlib import Path
 
 import httpx
-import pytest
 
-from .conftest import DEADLINE, EventStream, Server, wait_for
-
-ORIGINAL = "hello from testproject"
-RELOADING = "changed, reloading."
-
+from tests.helpers.edits import ORIGINAL, RELOADING, SYNTAX_ERROR, set_message, write
+from tests.helpers.polling import DEADLINE, wait_for
+from tests.helpers.procfs import descends_from, is_alive, parent_pid
+from tests.helpers.server import EventStream, Server, body, wait_body, worker_pid
 
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def write(path: Path, text: str, *, atomic: bool = False) -> None:
-    """Write ``text`` to ``path`` as an editor does: in place, or atomically (a temporary file
-    renamed over it).
-
-    The modification time always moves at least a second past the previous one: Python trusts
-    a ``.pyc`` whose recorded mtime (in whole seconds) and size match the source, so two quick
-    edits of the same size would otherwise run stale bytecode, whatever the server does.
-    """
-    try:
-        previous = path.stat().st_mtime_ns
-    except FileNotFoundError:
-        previous = 0
-    mtime = max(time.time_ns(), previous + 1_000_000_000)
-    if atomic:
-        temporary = path.with_name(f".{path.name}.asgiserve-test.tmp")
-        temporary.write_text(text)
-        os.utime(temporary, ns=(mtime, mtime))
-        os.replace(temporary, path)
-    else:
-        path.write_text(text)
-        os.utime(path, ns=(mtime, mtime))
-
-
-def set_message(views: Path, old: str, new: str, *, atomic: bool = False) -> None:
-    """Change ``MESSAGE`` in ``demo/views.py`` from ``old`` to ``new``."""
-    source = views.read_text()
-    assert f'MESSAGE = "{old}"' in source
-    write(views, source.replace(f'MESSAGE = "{old}"', f'MESSAGE = "{new}"'), atomic=atomic)
-
-
-def body(server: Server, path: str) -> tuple[int, str] | None:
-    """Status and text of ``path``, or ``None`` while nothing answers."""
-    response = server.try_get(path)
-    return None if response is None else (response.status_code, response.text)
-
-
-def wait_body(server: Server, path: str, expected: str, status: int = 200) -> None:
-    """Poll ``path`` until it answers ``status`` with ``expected`` (in the body)."""
-
-    def matches() -> bool:
-        answer = body(server, path)
-        return answer is not None and answer[0] == status and expected in answer[1]
-
-    try:
-        wait_for(matches, what=f"{status} {expected!r} from {path}")
-    except pytest.fail.Exception:
-        print(f"last answer: {body(server, path)!r}\nserver output:\n{server.output}")
-        raise
-
-
 def reload_lines(server: Server) -> list[str]:
     return [line.strip() for line in server.stdout.lines if RELOADING in line]
-
-
-def worker_pid(server: Server) -> int:
-    response = server.get("/pid/")
-    assert response.status_code == 200, server.output
-    return int(response.text)
-
-
-def parent_pid(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
-def is_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def descends_from(pid: int, ancestor: int) -> bool:
-    while pid and pid != 1:
-        if pid == ancestor:
-            return True
-        pid = parent_pid(pid) or 0
-    return False
 
 
 def is_preloader(pid: int) -> bool:
@@ -237,7 +152,6 @@ def test_models_edit_starts_a_fresh_preloader(start, project):
 
 # -- broken code -----------------------------------------------------------------------------
 
-SYNTAX_ERROR = "\ndef broken(:\n    pass\n"
 READY_ERROR = "asgiserve test: ready() failed"
 
 

@@ -12,8 +12,9 @@ import sys
 
 import pytest
 
-from tests.conftest import DEADLINE, child_environ
 from tests.helpers import browser
+from tests.helpers.polling import DEADLINE
+from tests.helpers.server import child_environ
 
 TOOLBAR = {"ASGISERVE_DEMO_DEBUG_TOOLBAR": "1"}
 WHITENOISE = {

@@ -7,8 +7,6 @@ that need other options or settings start their own.
 from __future__ import annotations
 
 import re
-import shutil
-import socket
 from importlib.metadata import version
 from pathlib import Path
 
@@ -18,7 +16,16 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.conftest import BACKENDS, BANNER_URL, TESTPROJECT, Server, wait_for
+from tests.helpers.polling import wait_for
+from tests.helpers.server import (
+    BACKENDS,
+    BANNER_URL,
+    PROJECT_FILE_MARKERS,
+    Server,
+    copy_project,
+    get_target,
+    ipv6_loopback,
+)
 
 APP_CSS = "/static/demo/app.css"
 APP_CSS_FILE = Path("demo/static/demo/app.css")
@@ -42,12 +49,6 @@ BACKEND_CHATTER = (
     "Listening on",
     "Configuring endpoint",
 )
-#: Text from project files that must never come back through STATIC_URL.
-PROJECT_FILE_MARKERS = (
-    "Django's command-line utility",  # manage.py
-    "Settings for the django-asgiserve demo project",  # testproject/settings.py
-    "DJANGO_SETTINGS_MODULE",
-)
 TRAVERSALS = (
     "/static/../manage.py",
     "/static/../../manage.py",
@@ -61,13 +62,6 @@ TRAVERSALS = (
     "/static/..\\..\\manage.py",
     "/static//etc/passwd",
 )
-
-
-def copy_project(target: Path) -> Path:
-    shutil.copytree(
-        TESTPROJECT, target, ignore=shutil.ignore_patterns("__pycache__", "db.sqlite3", "media")
-    )
-    return target
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -86,15 +80,6 @@ def live(request, tmp_path_factory):
 
 def ws_url(server: Server, path: str) -> str:
     return f"ws://127.0.0.1:{server.port}{path}"
-
-
-def get_target(server: Server, target: str, **kwargs) -> httpx.Response:
-    """GET with ``target`` sent as is: httpx would otherwise resolve ``..`` segments."""
-    with httpx.Client(timeout=10) as client:
-        request = client.build_request(
-            "GET", server.url + "/", extensions={"target": target.encode()}, **kwargs
-        )
-        return client.send(request)
 
 
 def new_lines(server: Server, start: int) -> list[str]:
@@ -292,17 +277,6 @@ def test_banner_for_all_interfaces_shows_0_0_0_0(start):
     server.wait_serving()
     assert server.port != 0
     assert f"server at http://0.0.0.0:{server.port}/" in server.stdout.text
-
-
-def ipv6_loopback() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 @pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 on the loopback interface")

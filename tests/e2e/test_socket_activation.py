@@ -8,8 +8,8 @@ import socket
 import httpx
 import pytest
 
-from .conftest import wait_for
-from .test_reload import ORIGINAL, set_message
+from tests.helpers.edits import ORIGINAL, set_message
+from tests.helpers.polling import wait_for
 
 #: What systemd does before ``exec``: the sockets at descriptors 3.., LISTEN_PID = our own pid.
 SYSTEMD_EXEC = (

@@ -16,10 +16,9 @@ import pytest
 from websockets.sync.client import connect
 
 from django_asgiserve.proxy import TrustedProxies, forwarded_scope, trust_proxy_headers
-from tests.conftest import wait_for
-from tests.test_errors import assert_fails_clearly, manage, write_settings
-from tests.test_settings import check_ids
-from tests.test_shutdown import killed_worker_reported
+from tests.helpers.commands import assert_fails_clearly, check_ids, manage, write_settings
+from tests.helpers.polling import wait_for
+from tests.helpers.server import killed_worker_reported
 
 CLIENT = "203.0.113.7"
 #: What a chain of proxies in front of a TLS-terminating one would send.

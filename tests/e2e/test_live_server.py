@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
-from tests.conftest import child_environ
+from tests.helpers.server import child_environ
 
 IN_THREAD_BACKENDS = ("uvicorn", "hypercorn", "granian")
 RUN_TIMEOUT = 300

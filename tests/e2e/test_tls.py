@@ -18,9 +18,10 @@ import pytest
 import trustme
 from websockets.asyncio.client import connect
 
-from tests.conftest import BACKENDS, DEADLINE, Server, wait_for
-from tests.test_errors import assert_fails_clearly, manage
-from tests.test_reload import set_message, wait_body
+from tests.helpers.commands import assert_fails_clearly, manage
+from tests.helpers.edits import set_message
+from tests.helpers.polling import DEADLINE, wait_for
+from tests.helpers.server import BACKENDS, Server, wait_body
 
 #: What an HTTP/2-capable client gets over TLS (by ALPN), per backend. A backend not listed must
 #: at least serve HTTP/1.1 over TLS.

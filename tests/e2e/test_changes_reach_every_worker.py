@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from .conftest import DEADLINE, Server, wait_for
-from .helpers.connections import TrackedEventStream, holder
-from .helpers.gettext_mo import write_mo
+from tests.helpers.gettext_mo import write_mo
+from tests.helpers.polling import DEADLINE, wait_for
+from tests.helpers.procfs import holder
+from tests.helpers.server import Server, TrackedEventStream
 
 #: Fresh requests in a row that must all show an edit (and every serving process among them).
 STREAK = 30

@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import DEADLINE, EventStream, wait_for
-from .helpers.browser import chromium, page_text, wait_for_text  # noqa: F401 - a fixture
+from tests.helpers.browser import chromium, page_text, wait_for_text  # noqa: F401 - a fixture
+from tests.helpers.polling import DEADLINE, wait_for
+from tests.helpers.server import EventStream
 
 BROWSER_RELOAD = {"ASGISERVE_DEMO_BROWSER_RELOAD": "1"}
 ORIGINAL = 'MESSAGE = "hello from testproject"'
