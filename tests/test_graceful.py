@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from django_asgiserve.addrport import BACKLOG
+from django_asgiserve.sockets import BACKLOG
 
 from .conftest import DEADLINE, Server, wait_for
 

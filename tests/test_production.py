@@ -15,7 +15,7 @@ import signal
 import pytest
 from websockets.sync.client import connect
 
-from django_asgiserve.proxy import TrustedProxies, forwarded_scope, trust_proxy_headers
+from django_asgiserve.asgi.proxy_headers import TrustedProxies, forwarded_scope, trust_proxy_headers
 from tests.conftest import wait_for
 from tests.test_errors import assert_fails_clearly, manage, write_settings
 from tests.test_settings import check_ids

@@ -113,7 +113,7 @@ def descends_from(pid: int, ancestor: int) -> bool:
 def is_preloader(pid: int) -> bool:
     """Whether ``pid`` runs (or was forked from) asgiserve's preloader bootstrap."""
     try:
-        return b"django_asgiserve.preloader" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"django_asgiserve.process.preloader" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from django.dispatch import Signal
 
-    from django_asgiserve.changes import Classification
-    from django_asgiserve.config import ServerConfig, TLSFiles
+    from django_asgiserve.reload.changes import Classification
+    from django_asgiserve.run_config import ServerConfig, TLSFiles
 
 ASGIApp = Callable[..., Any]
 

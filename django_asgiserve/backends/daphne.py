@@ -22,7 +22,7 @@ from django_asgiserve.backends.base import (
 )
 
 if TYPE_CHECKING:
-    from django_asgiserve.config import TLSFiles
+    from django_asgiserve.run_config import TLSFiles
 
 MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 POLL_SECONDS = 0.05

@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from django_asgiserve.addrport import BACKLOG
 from django_asgiserve.backends.base import (
     ACCEPTED_SETTLE_SECONDS,
     ASGIApp,
     Backend,
     signature_names,
 )
+from django_asgiserve.sockets import BACKLOG
 
 MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 #: Options of granian's embedded server (and of its CLI, for users coming from it) that the

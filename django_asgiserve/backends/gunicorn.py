@@ -35,11 +35,11 @@ from django_asgiserve.backends.base import (
     ASGIApp,
     Backend,
 )
-from django_asgiserve.relay import ChangeRelay
+from django_asgiserve.backends.gunicorn_relay import ChangeRelay
 
 if TYPE_CHECKING:
-    from django_asgiserve.changes import Classification
-    from django_asgiserve.config import ServerConfig
+    from django_asgiserve.reload.changes import Classification
+    from django_asgiserve.run_config import ServerConfig
 
 MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 PROXY = "proxy headers are handled by asgiserve"
@@ -242,7 +242,7 @@ def worker_class(backend: GunicornBackend) -> type[Any]:
 
         def terminate(self, *_: Any) -> None:
             # The reload listeners' streams are this process's to end (see browser.py).
-            from django_asgiserve.browser import end_streams
+            from django_asgiserve.asgi.tab_reload import end_streams
 
             end_streams()
             if self.loop is None:

@@ -12,13 +12,13 @@ import socket
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from django_asgiserve.addrport import BACKLOG
 from django_asgiserve.backends.base import (
     ACCEPTED_SETTLE_SECONDS,
     BACKLOG_OWNED,
     ASGIApp,
     Backend,
 )
+from django_asgiserve.sockets import BACKLOG
 
 MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 

@@ -9,7 +9,6 @@ import socket
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
-from django_asgiserve.addrport import BACKLOG
 from django_asgiserve.backends.base import (
     ACCEPTED_SETTLE_SECONDS,
     BACKLOG_OWNED,
@@ -17,6 +16,7 @@ from django_asgiserve.backends.base import (
     Backend,
     signature_names,
 )
+from django_asgiserve.sockets import BACKLOG
 
 MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from django.apps import apps
 
-from django_asgiserve import conf
+from django_asgiserve import settings as serve_settings
 from django_asgiserve.management.commands import asgiserve
 
-if conf.raw().get("RUNSERVER", True) is True:
+if serve_settings.raw().get("RUNSERVER", True) is True:
 
     class Command(asgiserve.Command):
         help = "Starts an ASGI development server (django-asgiserve), in place of runserver."

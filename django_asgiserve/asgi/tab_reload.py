@@ -29,7 +29,7 @@ import sys
 import threading
 from collections.abc import Awaitable
 
-from django_asgiserve.handlers import ASGIApp, Message, Receive, Scope, Send
+from django_asgiserve.asgi.types import ASGIApp, Message, Receive, Scope, Send
 
 #: asgiserve's own listener stream (the error page's script listens to it).
 GENERATION_PATH = "/__asgiserve__/generation/"

@@ -27,14 +27,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from django_asgiserve import backends, changes, interrupts
-from django_asgiserve import preloader as preloader_module
-from django_asgiserve import worker as worker_module
-from django_asgiserve.browser import new_generation
-from django_asgiserve.channel import Channel
-from django_asgiserve.config import ENVIRON_KEY, ServerConfig
-from django_asgiserve.watch import Watcher
-from django_asgiserve.worker import HARD_STOP_MARGIN
+from django_asgiserve import backends
+from django_asgiserve.asgi.tab_reload import new_generation
+from django_asgiserve.process import interrupts
+from django_asgiserve.process import preloader as preloader_module
+from django_asgiserve.process import worker as worker_module
+from django_asgiserve.process.protocol import Channel
+from django_asgiserve.process.worker import HARD_STOP_MARGIN
+from django_asgiserve.reload import changes
+from django_asgiserve.reload.watcher import Watcher
+from django_asgiserve.run_config import ENVIRON_KEY, ServerConfig
 
 #: Seconds a worker may take to answer whether a change needs a reload.
 CLASSIFY_TIMEOUT = 5.0
@@ -397,8 +399,9 @@ class Supervisor:
         await self.stop_worker(worker)
         self.retiring.discard(worker)
 
-    async def reload(self, *, cold: bool) -> None:
-        """Replace the serving workers with a fresh one, never leaving the sockets unserved."""
+    async def reload(self, *, cold: bool, same_code: bool = False) -> None:
+        """Replace the serving workers with a fresh one, never leaving the sockets unserved;
+        ``same_code``: for workers that crashed, so the new ones keep their generation."""
         async with self.reload_lock:
             if self.stop_requested.is_set():
                 return
@@ -413,7 +416,7 @@ class Supervisor:
             ):
                 preloader = await self.start_preloader()
             count = self.worker_count if preloader.can_fork else 1
-            generation = new_generation()
+            generation = self.generation if same_code else new_generation()
             started = await asyncio.gather(
                 *(self.start_worker(preloader, slot, generation) for slot in self.slots(count))
             )
@@ -527,7 +530,7 @@ class Supervisor:
             if replacement is not None:
                 self.workers.add(replacement)
         else:
-            await self.reload(cold=False)
+            await self.reload(cold=False, same_code=True)
 
     # -- watching -----------------------------------------------------------------------------
 

@@ -21,9 +21,9 @@ import traceback
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
-from django_asgiserve import changes
-from django_asgiserve.changes import Classification
-from django_asgiserve.channel import Channel, Message
+from django_asgiserve.process.protocol import Channel, Message
+from django_asgiserve.reload import changes
+from django_asgiserve.reload.changes import Classification
 
 #: Seconds a child may take to answer: less than the supervisor's ``CLASSIFY_TIMEOUT`` (5), so
 #: that the merged answer still reaches it in time.

@@ -22,16 +22,17 @@ import threading
 import traceback
 from dataclasses import replace
 
-from django_asgiserve import backends, interrupts
-from django_asgiserve.channel import Channel
-from django_asgiserve.config import ServerConfig
-from django_asgiserve.errorpage import ExcInfo
+from django_asgiserve import backends
+from django_asgiserve.asgi.error_page import ExcInfo
+from django_asgiserve.process import interrupts
+from django_asgiserve.process.protocol import Channel
+from django_asgiserve.run_config import ServerConfig
 
 CHANNEL_FD_KEY = "ASGISERVE_CHANNEL_FD"
 #: What the supervisor runs; it must not rely on the current directory being importable.
 BOOTSTRAP = (
     "import json, os, sys; sys.path[:] = json.loads(os.environ['ASGISERVE_CONFIG'])['sys_path'];"
-    " from django_asgiserve.preloader import main; main()"
+    " from django_asgiserve.process.preloader import main; main()"
 )
 REAP_SECONDS = 0.5
 
@@ -46,7 +47,7 @@ def main() -> None:
     backend.preload()
 
     setup_error = set_up_django()
-    from django_asgiserve.worker import module_files
+    from django_asgiserve.reload.sources import module_files
 
     can_fork = hasattr(os, "fork") and backend.fork_safe and threading.active_count() == 1
     channel.send(
@@ -80,8 +81,8 @@ def serve_forks(
     setup_error: ExcInfo | None,
     can_fork: bool,
 ) -> None:
-    from django_asgiserve import worker
-    from django_asgiserve.worker import module_files
+    from django_asgiserve.process import worker
+    from django_asgiserve.reload.sources import module_files
 
     selector = selectors.DefaultSelector()
     selector.register(channel.sock, selectors.EVENT_READ)

@@ -12,7 +12,7 @@ from typing import ClassVar
 from django.test import TransactionTestCase, modify_settings
 from django.utils.functional import classproperty
 
-from django_asgiserve.live_server import DEFAULT_HOST, ASGILiveServer
+from django_asgiserve.testing.live_server import DEFAULT_HOST, ASGILiveServer
 
 __all__ = ["ASGILiveServer", "ASGILiveServerTestCase"]
 

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from django_asgiserve import backends
-from django_asgiserve.proxy import DEFAULT_ALLOW_IPS, TrustedProxies
+from django_asgiserve.asgi.proxy_headers import DEFAULT_ALLOW_IPS, TrustedProxies
 
 DEFAULTS: dict[str, Any] = {
     "BACKEND": "auto",

@@ -26,7 +26,7 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.http import Http404
 from django.utils.http import http_date, parse_http_date_safe
 
-from django_asgiserve.handlers import ASGIApp, Receive, Scope, Send
+from django_asgiserve.asgi.types import ASGIApp, Receive, Scope, Send
 
 CHUNK_SIZE = 256 * 1024
 
