@@ -22,7 +22,7 @@ STATICFILES = "django.contrib.staticfiles"
 IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 
 
-@checks.register()
+@checks.register()  # type: ignore[untyped-decorator]
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     messages: list[checks.CheckMessage] = [
         (checks.Warning if p.warning else checks.Error)(p.msg, hint=p.hint, id=p.id)

@@ -108,9 +108,14 @@ def tls_files(certfile: str | None, keyfile: str | None) -> tuple[str, str]:
         paths.append(path)
     # OpenSSL asks for a password only when the key is encrypted.
     asked_password: list[bool] = []
+
+    def password() -> bytes:
+        asked_password.append(True)
+        return b""
+
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
-            paths[0], paths[1], password=lambda: asked_password.append(True) or b""
+            paths[0], paths[1], password=password
         )
     except (ssl.SSLError, ValueError) as error:
         reason = error.args[-1] if error.args else error

@@ -72,7 +72,8 @@ def browser_reload_events_path() -> str | None:
     try:
         from django.urls import reverse
 
-        return reverse("django_browser_reload:events")
+        path: str = reverse("django_browser_reload:events")
+        return path
     except Exception:  # not routed, or routed under another name: nothing to follow
         return None
 

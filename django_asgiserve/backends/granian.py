@@ -87,7 +87,7 @@ class GranianBackend(Backend):
         self._granian_fds = tuple(os.dup(sock.fileno()) for sock in sockets)
         self._servers = tuple(
             InheritedSocketServer(
-                SocketHolder(fd, False, BACKLOG),
+                SocketHolder(fd, False, BACKLOG),  # type: ignore[call-arg]
                 target=answer_unreadable_bodies(app),
                 address=sock.getsockname()[0],
                 port=sock.getsockname()[1],
@@ -173,7 +173,7 @@ def answer_unreadable_bodies(app: ASGIApp) -> ASGIApp:
 
         async def watching_receive() -> dict[str, Any]:
             nonlocal disconnected
-            message = await receive()
+            message: dict[str, Any] = await receive()
             disconnected = disconnected or message["type"] == "http.disconnect"
             return message
 

@@ -184,9 +184,10 @@ def make_arbiter(
 
         def stop(self, graceful: bool = True) -> None:
             # Close our copies of the sockets here: gunicorn would also unlink a Unix socket.
-            for listener in self.LISTENERS:
+            listeners: list[socket.socket] = self.LISTENERS
+            for listener in listeners:
                 listener.close()
-            self.LISTENERS = []
+            self.LISTENERS: list[socket.socket] = []
             super().stop(graceful)
 
     try:
@@ -228,7 +229,7 @@ def worker_class(backend: GunicornBackend) -> type[Any]:
     from django_asgiserve import signals
     from django_asgiserve.backends.uvicorn import not_a_stop_cancellation
 
-    class WorkerServer(Server):  # type: ignore[misc]
+    class WorkerServer(Server):
         loop: asyncio.AbstractEventLoop | None = None
 
         @contextlib.contextmanager

@@ -86,7 +86,7 @@ class HypercornBackend(Backend):
             self._shutdown = asyncio.Event()
             if self._stop_requested:
                 return
-            await serve(app, config, shutdown_trigger=self._shutdown.wait)  # type: ignore[arg-type]
+            await serve(app, config, shutdown_trigger=self._shutdown.wait)
 
         asyncio.run(main())
 

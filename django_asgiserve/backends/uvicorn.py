@@ -71,7 +71,7 @@ class UvicornBackend(Backend):
                 backend._loop = asyncio.get_running_loop()
                 await super().startup(sockets)
 
-        tls = {}
+        tls: dict[str, str] = {}
         if self.tls is not None:
             tls = {"ssl_certfile": self.tls.certfile, "ssl_keyfile": self.tls.keyfile}
         config = uvicorn.Config(
@@ -81,8 +81,9 @@ class UvicornBackend(Backend):
             log_config=None,
             proxy_headers=False,
             backlog=BACKLOG,  # uvicorn listens again on the socket: keep the supervisor's
-            timeout_graceful_shutdown=max(0.0, self.graceful_timeout - ACCEPTED_SETTLE_SECONDS),
-            **tls,
+            # uvicorn annotates an int, and uses it as a float (asyncio.wait_for's timeout).
+            timeout_graceful_shutdown=max(0.0, self.graceful_timeout - ACCEPTED_SETTLE_SECONDS),  # type: ignore[arg-type]
+            **tls,  # type: ignore[arg-type]
             **self.options,
         )
         # uvicorn reports lifecycle at INFO ("Started server process"); runserver's console stays

@@ -25,7 +25,7 @@ from dataclasses import replace
 from django_asgiserve import backends
 from django_asgiserve.asgi.error_page import ExcInfo
 from django_asgiserve.process import interrupts
-from django_asgiserve.process.protocol import Channel
+from django_asgiserve.process.protocol import Channel, PreloaderChannel, WorkerChannel
 from django_asgiserve.run_config import ServerConfig
 
 CHANNEL_FD_KEY = "ASGISERVE_CHANNEL_FD"
@@ -41,7 +41,7 @@ def main() -> None:
     die_with_parent()
     interrupts.ignore()
     config = ServerConfig.from_environ()
-    channel = Channel(socket.socket(fileno=int(os.environ.pop(CHANNEL_FD_KEY))))
+    channel: PreloaderChannel = Channel(socket.socket(fileno=int(os.environ.pop(CHANNEL_FD_KEY))))
     os.environ["DJANGO_SETTINGS_MODULE"] = config.settings_module
     backend = backends.get(config.backend)(config)
     backend.preload()
@@ -77,7 +77,7 @@ def set_up_django() -> ExcInfo | None:
 def serve_forks(
     config: ServerConfig,
     backend: backends.Backend,
-    channel: Channel,
+    channel: PreloaderChannel,
     setup_error: ExcInfo | None,
     can_fork: bool,
 ) -> None:
@@ -89,7 +89,7 @@ def serve_forks(
     children: set[int] = set()
     while True:
         if not selector.select(timeout=REAP_SECONDS):
-            reap(children, channel)
+            reap(children)
             continue
         message, fds = channel.receive_with_fds()
         if message is None:
@@ -104,7 +104,7 @@ def serve_forks(
                 }
             )
             continue
-        worker_channel = Channel(socket.socket(fileno=fds[0]))
+        worker_channel: WorkerChannel = Channel(socket.socket(fileno=fds[0]))
         generated = replace(config, generation=message.get("generation", ""))
         if not can_fork:
             selector.close()
@@ -140,16 +140,17 @@ def learn(modules: list[str], can_fork: bool) -> bool:
     return can_fork and threading.active_count() == 1
 
 
-def reap(children: set[int], channel: Channel) -> None:
+def reap(children: set[int]) -> None:
+    """Collect the exit status of workers that have ended (the supervisor sees them go on
+    their channels)."""
     for pid in list(children):
         try:
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, _status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             children.discard(pid)
             continue
         if done:
             children.discard(pid)
-            channel.send({"event": "exited", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
 
 
 def die_with_parent() -> None:

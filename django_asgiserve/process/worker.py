@@ -23,7 +23,7 @@ from django_asgiserve.asgi import error_page, stack
 from django_asgiserve.asgi.error_page import ExcInfo
 from django_asgiserve.backends.base import Backend
 from django_asgiserve.process import interrupts
-from django_asgiserve.process.protocol import Channel, Message
+from django_asgiserve.process.protocol import WorkerChannel, WorkerCommand
 from django_asgiserve.reload.autoreload import WorkerReloader
 from django_asgiserve.reload.sources import learned_modules
 from django_asgiserve.run_config import ServerConfig
@@ -36,7 +36,7 @@ LEARN_AFTER = 1.0
 
 
 def run(
-    config: ServerConfig, backend: Backend, channel: Channel, setup_error: ExcInfo | None
+    config: ServerConfig, backend: Backend, channel: WorkerChannel, setup_error: ExcInfo | None
 ) -> NoReturn:
     """Serve until told to stop (or until the supervisor disappears); never returns."""
     inherited = frozenset(sys.modules)
@@ -78,7 +78,7 @@ def run(
     if config.reload:
         # Off the critical path: the sockets are served while this is worked out.
         threading.Thread(
-            target=lambda: channel.send({"event": "watch", **reloader.watch_request()}),
+            target=lambda: channel.send(reloader.watch_request()),
             daemon=True,
             name="asgiserve-watch",
         ).start()
@@ -114,7 +114,7 @@ def run(
     exit_now(0)
 
 
-def close_in_child(channel: Channel) -> None:
+def close_in_child(channel: WorkerChannel) -> None:
     """Close the channel's descriptor in a forked child (once: its own forks inherit the hook)."""
     fd = channel.sock.detach()
     if fd >= 0:
@@ -150,7 +150,7 @@ def settings_debug() -> bool:
 
 
 def listen(
-    channel: Channel, reloader: WorkerReloader, backend: Backend, config: ServerConfig
+    channel: WorkerChannel, reloader: WorkerReloader, backend: Backend, config: ServerConfig
 ) -> None:
     """Answer the supervisor; exit at once if it goes away."""
     while (message := channel.receive()) is not None:
@@ -159,8 +159,8 @@ def listen(
 
 
 def handle(
-    message: Message,
-    channel: Channel,
+    message: WorkerCommand,
+    channel: WorkerChannel,
     reloader: WorkerReloader,
     backend: Backend,
     config: ServerConfig,

@@ -8,11 +8,15 @@ import os
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.utils import autoreload
 
+from django_asgiserve.reload.changes import Classification
 from django_asgiserve.reload.sources import module_files, project_roots
+
+if TYPE_CHECKING:
+    from django_asgiserve.process.protocol import WatchEvent
 
 
 class WorkerReloader:
@@ -36,13 +40,13 @@ class WorkerReloader:
             return
         self.directory_globs[directory].add(glob)
 
-    def watch_request(self) -> dict[str, Any]:
+    def watch_request(self) -> WatchEvent:
         """What the supervisor should watch for this worker."""
         modules = self.module_files()
         roots = project_roots(modules)
         roots.update(self.directory_globs)
         roots.update(path.parent for path in self.extra_files)
-        return {"roots": sorted(str(r) for r in roots)}
+        return {"event": "watch", "roots": sorted(str(r) for r in roots)}
 
     def module_files(self) -> set[Path]:
         """The real paths of every imported module and of files that failed to import."""
@@ -61,7 +65,7 @@ class WorkerReloader:
         # readable) has changed, whatever the link now points to.
         return path in modules or Path(os.path.realpath(path)) in modules
 
-    def classify(self, paths: list[str]) -> tuple[str, list[str]]:
+    def classify(self, paths: list[str]) -> Classification:
         """``"none"``, ``"reload"`` or ``"cold"`` for a batch of changes, and the files that
         call for it."""
         modules = self.module_files()  # once per batch: a checkout can change hundreds of files

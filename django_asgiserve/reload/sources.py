@@ -44,9 +44,9 @@ def module_files() -> set[Path]:
     for name, module in list(sys.modules.items()):
         if name not in _module_paths:
             spec = getattr(module, "__spec__", None)
-            origin = getattr(spec, "origin", None) if spec is not None else None
-            located = origin and getattr(spec, "has_location", False)
-            _module_paths[name] = Path(os.path.realpath(origin)) if located else None
+            origin: str | None = getattr(spec, "origin", None) if spec is not None else None
+            located = origin is not None and getattr(spec, "has_location", False)
+            _module_paths[name] = Path(os.path.realpath(origin)) if located and origin else None
     return {path for path in _module_paths.values() if path is not None}
 
 

@@ -91,7 +91,7 @@ def skipped(directory: Path, ignore: Iterable[str]) -> bool:
 
 def files_in(directories: Iterable[Path]) -> set[Path]:
     """The files directly inside ``directories`` (those that still exist)."""
-    files = set()
+    files: set[Path] = set()
     for directory in directories:
         try:
             files.update(Path(e.path) for e in os.scandir(directory) if not e.is_dir())

@@ -95,7 +95,7 @@ def in_memory_connections() -> dict[str, BaseDatabaseWrapper]:
     return {
         conn.alias: conn
         for conn in connections.all()
-        if conn.vendor == "sqlite" and conn.is_in_memory_db()  # type: ignore[attr-defined]
+        if conn.vendor == "sqlite" and conn.is_in_memory_db()
     }
 
 

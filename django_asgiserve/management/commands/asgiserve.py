@@ -27,7 +27,7 @@ from django_asgiserve.reload import sources
 from django_asgiserve.reload.sources import module_files
 
 
-class Command(BaseCommand):
+class Command(BaseCommand):  # type: ignore[misc]
     help = "Starts an ASGI server (uvicorn, daphne, hypercorn, granian, gunicorn) like runserver."
 
     requires_system_checks: list[str] = []

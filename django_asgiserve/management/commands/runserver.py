@@ -17,8 +17,10 @@ if serve_settings.raw().get("RUNSERVER", True) is True:
         help = "Starts an ASGI development server (django-asgiserve), in place of runserver."
 
 elif apps.is_installed("django.contrib.staticfiles"):
-    from django.contrib.staticfiles.management.commands.runserver import (
+    from django.contrib.staticfiles.management.commands.runserver import (  # type: ignore[no-redef]
         Command as Command,
     )
 else:
-    from django.core.management.commands.runserver import Command as Command
+    from django.core.management.commands.runserver import (  # type: ignore[no-redef]
+        Command as Command,
+    )
