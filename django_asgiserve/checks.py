@@ -25,8 +25,7 @@ IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 @checks.register()  # type: ignore[untyped-decorator]
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     messages: list[checks.CheckMessage] = [
-        (checks.Warning if p.warning else checks.Error)(p.msg, hint=p.hint, id=p.id)
-        for p in serve_settings.problems()
+        checks.Error(p.msg, hint=p.hint, id=p.id) for p in serve_settings.problems()
     ]
     messages += check_app_order()
     return messages

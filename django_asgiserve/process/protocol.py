@@ -118,9 +118,8 @@ PreloaderCommand = ForkCommand | ImportCommand
 PreloaderEvent = BootedEvent | ForkedEvent | ImportedEvent
 WorkerCommand = ChangedCommand | StopCommand
 WorkerEvent = ReadyEvent | WatchEvent | LearnedEvent | ClassifiedEvent
-Message = (
-    PreloaderCommand | PreloaderEvent | WorkerCommand | WorkerEvent | RelayQuestion | RelayAnswer
-)
+RelayMessage = RelayQuestion | RelayAnswer
+Message = PreloaderCommand | PreloaderEvent | WorkerCommand | WorkerEvent | RelayMessage
 
 Outgoing = TypeVar("Outgoing", bound=Message)
 Incoming = TypeVar("Incoming", bound=Message)

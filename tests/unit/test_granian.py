@@ -22,8 +22,7 @@ import pytest
 from django_asgiserve.backends import granian as granian_backend
 from django_asgiserve.run_config import ServerConfig
 from django_asgiserve.sockets import BACKLOG
-
-from .conftest import DEADLINE, wait_for
+from tests.conftest import DEADLINE, wait_for
 
 pytest.importorskip("granian")
 
