@@ -43,6 +43,10 @@ class BackendError(Exception):
         self.hint = hint
 
 
+#: Why asgiserve refuses a server option it sets itself (the reason in the error message).
+MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
+
+
 class Backend(ABC):
     """One ASGI server, driven from Python on inherited listening sockets."""
 

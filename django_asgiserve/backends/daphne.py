@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django_asgiserve.backends.base import (
     ACCEPTED_SETTLE_SECONDS,
+    MANAGED,
     ASGIApp,
     Backend,
     signature_names,
@@ -24,7 +25,6 @@ from django_asgiserve.backends.base import (
 if TYPE_CHECKING:
     from django_asgiserve.run_config import TLSFiles
 
-MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 POLL_SECONDS = 0.05
 
 

@@ -19,13 +19,13 @@ from typing import Any, ClassVar
 
 from django_asgiserve.backends.base import (
     ACCEPTED_SETTLE_SECONDS,
+    MANAGED,
     ASGIApp,
     Backend,
     signature_names,
 )
 from django_asgiserve.sockets import BACKLOG
 
-MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 #: Options of granian's embedded server (and of its CLI, for users coming from it) that the
 #: supervisor and the worker own.
 OWNED = (

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django_asgiserve.backends.base import (
     ACCEPTED_SETTLE_SECONDS,
     BACKLOG_OWNED,
+    MANAGED,
     ASGIApp,
     Backend,
 )
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from django_asgiserve.reload.changes import Classification
     from django_asgiserve.run_config import ServerConfig
 
-MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 PROXY = "proxy headers are handled by asgiserve"
 #: Seconds the arbiter waits for stopping workers beyond their grace period before it kills
 #: them: a worker that ends its streams on time must not be reported as killed. Less than the

@@ -12,13 +12,12 @@ from typing import Any, ClassVar
 from django_asgiserve.backends.base import (
     ACCEPTED_SETTLE_SECONDS,
     BACKLOG_OWNED,
+    MANAGED,
     ASGIApp,
     Backend,
     signature_names,
 )
 from django_asgiserve.sockets import BACKLOG
-
-MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 
 
 class UvicornBackend(Backend):
