@@ -36,7 +36,7 @@ from django_asgiserve.backends.base import (
     ASGIApp,
     Backend,
 )
-from django_asgiserve.backends.gunicorn_relay import ChangeRelay
+from django_asgiserve.backends.gunicorn_relay import ChangeRelay, relay_changes
 
 if TYPE_CHECKING:
     from django_asgiserve.reload.changes import Classification
@@ -197,28 +197,6 @@ def make_arbiter(
             "gunicorn refused ASGISERVE['OPTIONS']['gunicorn'] (see the error above)."
         ) from None
     return AsgiserveArbiter(application)
-
-
-def relay_changes(cfg: Any, relay: ChangeRelay) -> None:
-    """Give each gunicorn worker a link to its arbiter's process for changed files, through
-    gunicorn's server hooks; hooks the user set run after these."""
-    user_pre_fork, user_post_fork, user_child_exit = cfg.pre_fork, cfg.post_fork, cfg.child_exit
-
-    def pre_fork(arbiter: Any, worker: Any) -> None:
-        relay.before_fork(worker, arbiter.WORKERS.copy().values())
-        user_pre_fork(arbiter, worker)
-
-    def post_fork(arbiter: Any, worker: Any) -> None:
-        relay.in_child(worker)
-        user_post_fork(arbiter, worker)
-
-    def child_exit(arbiter: Any, worker: Any) -> None:
-        relay.exited(worker)
-        user_child_exit(arbiter, worker)
-
-    cfg.set("pre_fork", pre_fork)
-    cfg.set("post_fork", post_fork)
-    cfg.set("child_exit", child_exit)
 
 
 def worker_class(backend: GunicornBackend) -> type[Any]:

@@ -19,7 +19,7 @@ import time
 import traceback
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from django_asgiserve.process.protocol import (
     Channel,
@@ -186,3 +186,25 @@ def answer_questions(channel: RelayChannel, classify: Classify) -> None:
             traceback.print_exc()
             action, reasons = "reload", question["paths"]
         channel.send({"id": question["id"], "action": action, "paths": reasons})
+
+
+def relay_changes(cfg: Any, relay: ChangeRelay) -> None:
+    """Give each gunicorn worker a link to its arbiter's process for changed files, through
+    gunicorn's server hooks; hooks the user set run after these."""
+    user_pre_fork, user_post_fork, user_child_exit = cfg.pre_fork, cfg.post_fork, cfg.child_exit
+
+    def pre_fork(arbiter: Any, worker: Any) -> None:
+        relay.before_fork(worker, arbiter.WORKERS.copy().values())
+        user_pre_fork(arbiter, worker)
+
+    def post_fork(arbiter: Any, worker: Any) -> None:
+        relay.in_child(worker)
+        user_post_fork(arbiter, worker)
+
+    def child_exit(arbiter: Any, worker: Any) -> None:
+        relay.exited(worker)
+        user_child_exit(arbiter, worker)
+
+    cfg.set("pre_fork", pre_fork)
+    cfg.set("post_fork", post_fork)
+    cfg.set("child_exit", child_exit)
