@@ -220,7 +220,7 @@ def worker_class(backend: GunicornBackend) -> type[Any]:
                 signal.signal(signal.SIGTERM, previous)
 
         def terminate(self, *_: Any) -> None:
-            # The reload listeners' streams are this process's to end (see browser.py).
+            # The reload listeners' streams are this process's to end (see asgi/tab_reload.py).
             from django_asgiserve.asgi.tab_reload import end_streams
 
             end_streams()
