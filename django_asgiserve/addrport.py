@@ -1,8 +1,8 @@
-"""runserver's ``[addr:]port`` grammar, defaults and error messages, and binding the socket."""
+"""runserver's ``[addr:]port`` grammar, its defaults and its error messages (binding is
+:mod:`django_asgiserve.sockets`)."""
 
 from __future__ import annotations
 
-import errno
 import re
 import socket
 from dataclasses import dataclass
@@ -22,18 +22,6 @@ ADDRPORT_RE = re.compile(
 DEFAULT_ADDR = "127.0.0.1"
 DEFAULT_ADDR_IPV6 = "::1"
 DEFAULT_PORT = 8000
-#: Connections that may wait for a worker (during a reload, say) before the kernel refuses more.
-BACKLOG = 2048
-
-BIND_ERRORS = {
-    errno.EACCES: "You don't have permission to access that port.",
-    errno.EADDRINUSE: "That port is already in use.",
-    errno.EADDRNOTAVAIL: "That IP address can't be assigned to.",
-}
-
-
-class BindError(Exception):
-    """Binding failed; the message is runserver's."""
 
 
 @dataclass(frozen=True)
@@ -77,61 +65,3 @@ def parse(addrport: str | None, *, ipv6: bool = False) -> Address:
     if ipv6 and not fqdn:
         raise CommandError(f'"{addr}" is not a valid IPv6 address.')
     return Address(addr, int(port), ipv6)
-
-
-def bind(address: Address, *, reuse_port: bool = False) -> socket.socket:
-    """A listening, inheritable socket for ``address``; ``BindError`` with runserver's text.
-
-    ``reuse_port``: with ``SO_REUSEPORT``, so that :func:`bind_twins` can add sockets on the
-    same port, among which the kernel spreads new connections evenly.
-    """
-    host = "0.0.0.0" if address.host == "0" else address.host
-    family = socket.AF_INET6 if address.ipv6 else socket.AF_INET
-    try:
-        infos = socket.getaddrinfo(host, address.port, family, socket.SOCK_STREAM)
-        family, kind, proto, _name, sockaddr = infos[0]
-        sock = socket.socket(family, kind, proto)
-    except OSError as error:
-        raise BindError(BIND_ERRORS.get(error.errno or 0, str(error))) from error
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(sockaddr)
-        sock.listen(BACKLOG)
-    except OSError as error:
-        sock.close()
-        raise BindError(BIND_ERRORS.get(error.errno or 0, str(error))) from error
-    sock.set_inheritable(True)
-    return sock
-
-
-def bind_twins(first: socket.socket, count: int) -> list[socket.socket]:
-    """``first`` (bound with ``reuse_port``) and ``count - 1`` more listening sockets on its
-    address and port."""
-    sockets = [first]
-    for _ in range(count - 1):
-        sock = socket.socket(first.family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind(first.getsockname())
-            sock.listen(BACKLOG)
-        except OSError as error:
-            sock.close()
-            raise BindError(BIND_ERRORS.get(error.errno or 0, str(error))) from error
-        sock.set_inheritable(True)
-        sockets.append(sock)
-    return sockets
-
-
-def bind_datagram(stream: socket.socket) -> socket.socket:
-    """An inheritable UDP socket on the address and port of the listening ``stream`` (HTTP/3)."""
-    sock = socket.socket(stream.family, socket.SOCK_DGRAM)
-    try:
-        sock.bind(stream.getsockname())
-    except OSError as error:
-        sock.close()
-        raise BindError(BIND_ERRORS.get(error.errno or 0, str(error))) from error
-    sock.set_inheritable(True)
-    return sock

@@ -15,18 +15,17 @@ from django.conf import settings
 from django.core import checks
 from django.core.management.color import Style
 
-from django_asgiserve import conf
+from django_asgiserve import settings as serve_settings
 
 APP = "django_asgiserve"
 STATICFILES = "django.contrib.staticfiles"
 IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 
 
-@checks.register()
+@checks.register()  # type: ignore[untyped-decorator]
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     messages: list[checks.CheckMessage] = [
-        (checks.Warning if p.warning else checks.Error)(p.msg, hint=p.hint, id=p.id)
-        for p in conf.problems()
+        checks.Error(p.msg, hint=p.hint, id=p.id) for p in serve_settings.problems()
     ]
     messages += check_app_order()
     return messages
@@ -35,7 +34,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 def check_app_order() -> list[checks.CheckMessage]:
     # The registry's order is INSTALLED_APPS' order, with AppConfig paths resolved to app names.
     names = [app_config.name for app_config in apps.get_app_configs()]
-    if not conf.raw().get("RUNSERVER", True) or STATICFILES not in names:
+    if not serve_settings.raw().get("RUNSERVER", True) or STATICFILES not in names:
         return []
     if APP in names and names.index(APP) > names.index(STATICFILES):
         return [
@@ -52,7 +51,9 @@ def check_app_order() -> list[checks.CheckMessage]:
 
 def backend_installed(name: str) -> list[checks.CheckMessage]:
     """``asgiserve.E004`` unless the backend ``name`` (or any, for ``auto``) is installed."""
-    return [checks.Error(p.msg, hint=p.hint, id=p.id) for p in conf.backend_problems(name)]
+    return [
+        checks.Error(p.msg, hint=p.hint, id=p.id) for p in serve_settings.backend_problems(name)
+    ]
 
 
 def channel_layers(workers: int) -> list[checks.CheckMessage]:

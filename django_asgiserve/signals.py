@@ -20,7 +20,7 @@ from django.dispatch import Signal
 
 if TYPE_CHECKING:
     from django_asgiserve.backends.base import Backend
-    from django_asgiserve.config import ServerConfig
+    from django_asgiserve.run_config import ServerConfig
 
 worker_started = Signal()
 worker_stopping = Signal()

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from django.dispatch import Signal
 
-    from django_asgiserve.changes import Classification
-    from django_asgiserve.config import ServerConfig, TLSFiles
+    from django_asgiserve.reload.changes import Classification
+    from django_asgiserve.run_config import ServerConfig, TLSFiles
 
 ASGIApp = Callable[..., Any]
 
@@ -41,6 +41,10 @@ class BackendError(Exception):
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.hint = hint
+
+
+#: Why asgiserve refuses a server option it sets itself (the reason in the error message).
+MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 
 
 class Backend(ABC):

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django_asgiserve.backends.base import (
     ACCEPTED_SETTLE_SECONDS,
+    MANAGED,
     ASGIApp,
     Backend,
     signature_names,
 )
 
 if TYPE_CHECKING:
-    from django_asgiserve.config import TLSFiles
+    from django_asgiserve.run_config import TLSFiles
 
-MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 POLL_SECONDS = 0.05
 
 
@@ -101,7 +101,8 @@ class DaphneBackend(Backend):
                 deadline = time.monotonic() + backend.graceful_timeout
                 # A connection accepted a moment ago has no application yet: its request is
                 # still unread. Give it the time to start before judging what is idle.
-                reactor.callLater(ACCEPTED_SETTLE_SECONDS, self._stop_when_idle, deadline)
+                # twisted.internet.reactor is typed as the module that installs it.
+                reactor.callLater(ACCEPTED_SETTLE_SECONDS, self._stop_when_idle, deadline)  # type: ignore[arg-type]
 
             def _stop_when_idle(self, deadline: float) -> None:
                 busy = any(
@@ -110,9 +111,9 @@ class DaphneBackend(Backend):
                     for details in self.connections.values()
                 )
                 if busy and time.monotonic() < deadline:
-                    reactor.callLater(POLL_SECONDS, self._stop_when_idle, deadline)
+                    reactor.callLater(POLL_SECONDS, self._stop_when_idle, deadline)  # type: ignore[arg-type]
                 elif reactor.running:
-                    reactor.stop()
+                    reactor.stop()  # type: ignore[misc]
 
         # daphne's "fd:" endpoint string cannot carry an IPv6 family; adopt each socket directly.
         adopted = {str(index): sock for index, sock in enumerate(sockets)}
@@ -120,7 +121,8 @@ class DaphneBackend(Backend):
 
         def endpoint(reactor_: Any, index: str) -> Any:
             sock = adopted[index]
-            plain = AdoptedStreamServerEndpoint(reactor_, os.dup(sock.fileno()), sock.family)
+            fd = os.dup(sock.fileno())
+            plain = AdoptedStreamServerEndpoint(reactor_, fd, sock.family)  # type: ignore[no-untyped-call]
             return plain if tls is None else TLSServerEndpoint(plain, tls)
 
         daphne.server.serverFromString = endpoint
@@ -162,7 +164,7 @@ class WriteFlow:
         if flow is None:
             flow = request._asgiserve_flow = cls(request)
             request.registerProducer(flow, True)
-        return flow  # type: ignore[no-any-return]
+        return flow
 
     @staticmethod
     def release(request: Any) -> None:
@@ -195,7 +197,7 @@ def tls_options(tls: TLSFiles) -> Any:
         chain = x509.load_pem_x509_certificates(certfile.read())
         key = load_pem_private_key(keyfile.read(), password=None)
     return CertificateOptions(
-        privateKey=crypto.PKey.from_cryptography_key(key),
+        privateKey=crypto.PKey.from_cryptography_key(key),  # type: ignore[arg-type]
         certificate=crypto.X509.from_cryptography(chain[0]),
         extraCertChain=[crypto.X509.from_cryptography(cert) for cert in chain[1:]],
         # HTTP/2 forbids anything older (RFC 9113, section 9.2).

@@ -219,7 +219,7 @@ class StreamingRequest(WebRequest):  # type: ignore[misc]
     def _start_streaming(self) -> None:
         request_line = self._request_line()
         assert request_line is not None
-        self.content.close()
+        self.content.close()  # type: ignore[has-type]  # daphne's WebRequest is untyped
         self.content = io.BytesIO()
         self.streamed_body = RequestBody(self._producer())
         # Twisted's request set-up and daphne's process() run now, on an empty body: daphne

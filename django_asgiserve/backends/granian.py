@@ -17,15 +17,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from django_asgiserve.addrport import BACKLOG
 from django_asgiserve.backends.base import (
     ACCEPTED_SETTLE_SECONDS,
+    MANAGED,
     ASGIApp,
     Backend,
     signature_names,
 )
+from django_asgiserve.sockets import BACKLOG
 
-MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 #: Options of granian's embedded server (and of its CLI, for users coming from it) that the
 #: supervisor and the worker own.
 OWNED = (
@@ -87,7 +87,7 @@ class GranianBackend(Backend):
         self._granian_fds = tuple(os.dup(sock.fileno()) for sock in sockets)
         self._servers = tuple(
             InheritedSocketServer(
-                SocketHolder(fd, False, BACKLOG),
+                SocketHolder(fd, False, BACKLOG),  # type: ignore[call-arg]
                 target=answer_unreadable_bodies(app),
                 address=sock.getsockname()[0],
                 port=sock.getsockname()[1],
@@ -173,7 +173,7 @@ def answer_unreadable_bodies(app: ASGIApp) -> ASGIApp:
 
         async def watching_receive() -> dict[str, Any]:
             nonlocal disconnected
-            message = await receive()
+            message: dict[str, Any] = await receive()
             disconnected = disconnected or message["type"] == "http.disconnect"
             return message
 

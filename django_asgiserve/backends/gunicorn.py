@@ -32,16 +32,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django_asgiserve.backends.base import (
     ACCEPTED_SETTLE_SECONDS,
     BACKLOG_OWNED,
+    MANAGED,
     ASGIApp,
     Backend,
 )
-from django_asgiserve.relay import ChangeRelay
+from django_asgiserve.backends.gunicorn_relay import ChangeRelay, relay_changes
 
 if TYPE_CHECKING:
-    from django_asgiserve.changes import Classification
-    from django_asgiserve.config import ServerConfig
+    from django_asgiserve.reload.changes import Classification
+    from django_asgiserve.run_config import ServerConfig
 
-MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
 PROXY = "proxy headers are handled by asgiserve"
 #: Seconds the arbiter waits for stopping workers beyond their grace period before it kills
 #: them: a worker that ends its streams on time must not be reported as killed. Less than the
@@ -184,9 +184,10 @@ def make_arbiter(
 
         def stop(self, graceful: bool = True) -> None:
             # Close our copies of the sockets here: gunicorn would also unlink a Unix socket.
-            for listener in self.LISTENERS:
+            listeners: list[socket.socket] = self.LISTENERS
+            for listener in listeners:
                 listener.close()
-            self.LISTENERS = []
+            self.LISTENERS: list[socket.socket] = []
             super().stop(graceful)
 
     try:
@@ -198,28 +199,6 @@ def make_arbiter(
     return AsgiserveArbiter(application)
 
 
-def relay_changes(cfg: Any, relay: ChangeRelay) -> None:
-    """Give each gunicorn worker a link to its arbiter's process for changed files, through
-    gunicorn's server hooks; hooks the user set run after these."""
-    user_pre_fork, user_post_fork, user_child_exit = cfg.pre_fork, cfg.post_fork, cfg.child_exit
-
-    def pre_fork(arbiter: Any, worker: Any) -> None:
-        relay.before_fork(worker, arbiter.WORKERS.copy().values())
-        user_pre_fork(arbiter, worker)
-
-    def post_fork(arbiter: Any, worker: Any) -> None:
-        relay.in_child(worker)
-        user_post_fork(arbiter, worker)
-
-    def child_exit(arbiter: Any, worker: Any) -> None:
-        relay.exited(worker)
-        user_child_exit(arbiter, worker)
-
-    cfg.set("pre_fork", pre_fork)
-    cfg.set("post_fork", post_fork)
-    cfg.set("child_exit", child_exit)
-
-
 def worker_class(backend: GunicornBackend) -> type[Any]:
     """uvicorn's gunicorn worker, set up as asgiserve's other backends set up uvicorn."""
     from uvicorn.server import Server
@@ -228,7 +207,7 @@ def worker_class(backend: GunicornBackend) -> type[Any]:
     from django_asgiserve import signals
     from django_asgiserve.backends.uvicorn import not_a_stop_cancellation
 
-    class WorkerServer(Server):  # type: ignore[misc]
+    class WorkerServer(Server):
         loop: asyncio.AbstractEventLoop | None = None
 
         @contextlib.contextmanager
@@ -241,8 +220,8 @@ def worker_class(backend: GunicornBackend) -> type[Any]:
                 signal.signal(signal.SIGTERM, previous)
 
         def terminate(self, *_: Any) -> None:
-            # The reload listeners' streams are this process's to end (see browser.py).
-            from django_asgiserve.browser import end_streams
+            # The reload listeners' streams are this process's to end (see asgi/tab_reload.py).
+            from django_asgiserve.asgi.tab_reload import end_streams
 
             end_streams()
             if self.loop is None:

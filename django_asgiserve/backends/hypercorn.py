@@ -12,15 +12,14 @@ import socket
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from django_asgiserve.addrport import BACKLOG
 from django_asgiserve.backends.base import (
     ACCEPTED_SETTLE_SECONDS,
     BACKLOG_OWNED,
+    MANAGED,
     ASGIApp,
     Backend,
 )
-
-MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
+from django_asgiserve.sockets import BACKLOG
 
 
 class HypercornBackend(Backend):
@@ -86,7 +85,7 @@ class HypercornBackend(Backend):
             self._shutdown = asyncio.Event()
             if self._stop_requested:
                 return
-            await serve(app, config, shutdown_trigger=self._shutdown.wait)  # type: ignore[arg-type]
+            await serve(app, config, shutdown_trigger=self._shutdown.wait)
 
         asyncio.run(main())
 

@@ -9,16 +9,15 @@ import socket
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
-from django_asgiserve.addrport import BACKLOG
 from django_asgiserve.backends.base import (
     ACCEPTED_SETTLE_SECONDS,
     BACKLOG_OWNED,
+    MANAGED,
     ASGIApp,
     Backend,
     signature_names,
 )
-
-MANAGED = "the supervisor binds sockets, runs workers, reloads and logs requests"
+from django_asgiserve.sockets import BACKLOG
 
 
 class UvicornBackend(Backend):
@@ -71,7 +70,7 @@ class UvicornBackend(Backend):
                 backend._loop = asyncio.get_running_loop()
                 await super().startup(sockets)
 
-        tls = {}
+        tls: dict[str, str] = {}
         if self.tls is not None:
             tls = {"ssl_certfile": self.tls.certfile, "ssl_keyfile": self.tls.keyfile}
         config = uvicorn.Config(
@@ -81,8 +80,9 @@ class UvicornBackend(Backend):
             log_config=None,
             proxy_headers=False,
             backlog=BACKLOG,  # uvicorn listens again on the socket: keep the supervisor's
-            timeout_graceful_shutdown=max(0.0, self.graceful_timeout - ACCEPTED_SETTLE_SECONDS),
-            **tls,
+            # uvicorn annotates an int, and uses it as a float (asyncio.wait_for's timeout).
+            timeout_graceful_shutdown=max(0.0, self.graceful_timeout - ACCEPTED_SETTLE_SECONDS),  # type: ignore[arg-type]
+            **tls,  # type: ignore[arg-type]
             **self.options,
         )
         # uvicorn reports lifecycle at INFO ("Started server process"); runserver's console stays

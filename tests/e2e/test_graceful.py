@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from django_asgiserve.addrport import BACKLOG
+from django_asgiserve.sockets import BACKLOG
 from tests.helpers.polling import DEADLINE, wait_for
 from tests.helpers.server import Server
 

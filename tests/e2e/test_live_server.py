@@ -509,7 +509,7 @@ def test_test_backend_setting_is_checked_by_manage_py_test(live_project: Path) -
     ],
 )
 def test_backend_choice(settings: dict[str, str], chosen: str) -> None:
-    from django_asgiserve.live_server import LiveServerError, choose_backend
+    from django_asgiserve.testing.live_server import LiveServerError, choose_backend
 
     with override_settings(ASGISERVE=settings):
         assert choose_backend().name == chosen
@@ -525,7 +525,7 @@ def test_backend_choice(settings: dict[str, str], chosen: str) -> None:
 def test_a_port_in_use_is_one_clear_error() -> None:
     from django.db import connection
 
-    from django_asgiserve.live_server import ASGILiveServer, LiveServerError
+    from django_asgiserve.testing.live_server import ASGILiveServer, LiveServerError
 
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]

@@ -15,7 +15,7 @@ import signal
 import pytest
 from websockets.sync.client import connect
 
-from django_asgiserve.proxy import TrustedProxies, forwarded_scope, trust_proxy_headers
+from django_asgiserve.asgi.proxy_headers import TrustedProxies, forwarded_scope, trust_proxy_headers
 from tests.helpers.commands import assert_fails_clearly, check_ids, manage, write_settings
 from tests.helpers.polling import wait_for
 from tests.helpers.server import killed_worker_reported

@@ -28,7 +28,7 @@ def reload_lines(server: Server) -> list[str]:
 def is_preloader(pid: int) -> bool:
     """Whether ``pid`` runs (or was forked from) asgiserve's preloader bootstrap."""
     try:
-        return b"django_asgiserve.preloader" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"django_asgiserve.process.preloader" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 

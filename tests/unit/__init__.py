@@ -1,0 +1,1 @@
+"""In-process unit tests: no server process, no subprocess."""

@@ -20,12 +20,14 @@ from django.core.management.base import BaseCommand, CommandError, SystemCheckEr
 from django.db import connections
 from django.utils.version import get_docs_version
 
-from django_asgiserve import activation, addrport, backends, checks, config, watch
-from django_asgiserve.supervisor import Supervisor
-from django_asgiserve.worker import module_files
+from django_asgiserve import addrport, backends, checks, run_config, startup
+from django_asgiserve import sockets as listening
+from django_asgiserve.process.supervisor import Supervisor
+from django_asgiserve.reload import sources
+from django_asgiserve.reload.sources import module_files
 
 
-class Command(BaseCommand):
+class Command(BaseCommand):  # type: ignore[misc]
     help = "Starts an ASGI server (uvicorn, daphne, hypercorn, granian, gunicorn) like runserver."
 
     requires_system_checks: list[str] = []
@@ -80,7 +82,7 @@ class Command(BaseCommand):
             "--graceful-timeout",
             type=seconds,
             help="Seconds in-flight requests get to finish when a worker stops "
-            f"(default {config.DEVELOPMENT_GRACE:g}, or {config.PRODUCTION_GRACE:g} with "
+            f"(default {run_config.DEVELOPMENT_GRACE:g}, or {run_config.PRODUCTION_GRACE:g} with "
             "--noreload).",
         )
         parser.add_argument(
@@ -120,14 +122,14 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG and not settings.ALLOWED_HOSTS:
             raise CommandError("You must set settings.ALLOWED_HOSTS if DEBUG is False.")
-        sockets = activation.inherited_sockets()
+        sockets = listening.inherited_sockets()
         if sockets and options["addrport"]:
             raise CommandError(
                 "The server was started with sockets from systemd (LISTEN_FDS): leave out the "
                 "address and port, the .socket unit sets them."
             )
         address = addrport.parse(options["addrport"], ipv6=options["use_ipv6"])
-        server_config = config.resolve(options)
+        server_config = startup.resolve(options)
         backend = backends.get(server_config.backend)
         # Servers accept greedily: on one shared socket a burst of connections all goes to one
         # worker. A socket per worker (SO_REUSEPORT twins that we keep open) lets the kernel
@@ -142,17 +144,17 @@ class Command(BaseCommand):
             addresses = [addrport.Address.of(sock) for sock in sockets]
         else:
             try:
-                sockets = [addrport.bind(address, reuse_port=socket_per_worker)]
+                sockets = [listening.bind(address, reuse_port=socket_per_worker)]
                 if socket_per_worker:
-                    sockets = addrport.bind_twins(sockets[0], server_config.workers)
-            except addrport.BindError as error:
+                    sockets = listening.bind_twins(sockets[0], server_config.workers)
+            except listening.BindError as error:
                 self.stderr.write(f"Error: {error}")
                 sys.exit(1)
             addresses = [replace(address, port=sockets[0].getsockname()[1])]
         if server_config.http3:
             try:
-                sockets += [addrport.bind_datagram(sock) for sock in sockets]
-            except addrport.BindError as error:
+                sockets += [listening.bind_datagram(sock) for sock in sockets]
+            except listening.BindError as error:
                 self.stderr.write(f"Error: UDP for HTTP/3: {error}")
                 sys.exit(1)
         supervisor = Supervisor(
@@ -161,7 +163,7 @@ class Command(BaseCommand):
             say=self.stdout.write,
             warn=lambda text: self.stderr.write(self.style.WARNING(text)),
             excluded_dirs=[Path(p) for p in (settings.MEDIA_ROOT, settings.STATIC_ROOT) if p],
-            initial_roots=watch.project_roots(module_files()),
+            initial_roots=sources.project_roots(module_files()),
             socket_per_worker=socket_per_worker,
         )
         urls = [each.url(server_config.scheme) for each in addresses]
@@ -175,7 +177,7 @@ class Command(BaseCommand):
         if options.get("shutdown_message"):
             self.stdout.write(options["shutdown_message"])
 
-    def before_serving(self, server_config: config.ServerConfig, urls: list[str]) -> None:
+    def before_serving(self, server_config: run_config.ServerConfig, urls: list[str]) -> None:
         """runserver's checks and banner, printed while the first worker starts."""
         if not server_config.skip_checks:
             # What only serving can get wrong, before the project's own checks.
@@ -203,7 +205,7 @@ class Command(BaseCommand):
                 connection.close()
         self.stdout.write(self.banner(server_config, urls))
 
-    def banner(self, server_config: config.ServerConfig, urls: list[str]) -> str:
+    def banner(self, server_config: run_config.ServerConfig, urls: list[str]) -> str:
         backend = backends.get(server_config.backend)
         quit_command = "CTRL-BREAK" if sys.platform == "win32" else "CONTROL-C"
         mode = "development" if server_config.reload else "(no reload)"

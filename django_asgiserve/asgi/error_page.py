@@ -3,7 +3,7 @@
 With ``DEBUG`` on, HTTP requests get Django's technical 500 page for the exception (or its plain
 traceback when settings themselves are broken); otherwise a bare 500. WebSocket handshakes are
 refused. The worker keeps serving this until an edit brings working code. With the reloader
-and ``DEBUG`` on, an open tab follows (see :mod:`browser`): the page carries a script that
+and ``DEBUG`` on, an open tab follows (see :mod:`tab_reload`): the page carries a script that
 reloads it once the code is fixed, and an EventSource (django-browser-reload's) gets pings.
 """
 
@@ -13,7 +13,7 @@ import html
 import traceback
 from types import TracebackType
 
-from django_asgiserve.handlers import ASGIApp, Receive, Scope, Send
+from django_asgiserve.asgi.types import ASGIApp, Receive, Scope, Send
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -40,19 +40,23 @@ def render(exc_info: ExcInfo, *, debug: bool) -> tuple[bytes, bytes]:
 
 def error_app(exc_info: ExcInfo, *, debug: bool, generation: str | None = None) -> ASGIApp:
     """The error's application; ``generation`` (the reloader's) lets an open tab follow."""
-    from django_asgiserve import browser
+    from django_asgiserve.asgi import tab_reload
 
     page, content_type = render(exc_info, debug=debug)
     followed = generation if debug else None
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and followed is not None and browser.wants_event_stream(scope):
-            await browser.serve_pings(followed, scope, receive, send)
+        if (
+            scope["type"] == "http"
+            and followed is not None
+            and tab_reload.wants_event_stream(scope)
+        ):
+            await tab_reload.serve_pings(followed, scope, receive, send)
         elif scope["type"] == "http":
             body = page
             if followed is not None:
-                script = browser.error_page_script(followed, scope.get("root_path", ""))
-                body = browser.with_script(page, script)
+                script = tab_reload.error_page_script(followed, scope.get("root_path", ""))
+                body = tab_reload.with_script(page, script)
             await send(
                 {
                     "type": "http.response.start",

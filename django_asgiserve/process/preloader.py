@@ -22,16 +22,17 @@ import threading
 import traceback
 from dataclasses import replace
 
-from django_asgiserve import backends, interrupts
-from django_asgiserve.channel import Channel
-from django_asgiserve.config import ServerConfig
-from django_asgiserve.errorpage import ExcInfo
+from django_asgiserve import backends
+from django_asgiserve.asgi.error_page import ExcInfo
+from django_asgiserve.process import interrupts
+from django_asgiserve.process.protocol import Channel, PreloaderChannel, WorkerChannel
+from django_asgiserve.run_config import ServerConfig
 
 CHANNEL_FD_KEY = "ASGISERVE_CHANNEL_FD"
 #: What the supervisor runs; it must not rely on the current directory being importable.
 BOOTSTRAP = (
     "import json, os, sys; sys.path[:] = json.loads(os.environ['ASGISERVE_CONFIG'])['sys_path'];"
-    " from django_asgiserve.preloader import main; main()"
+    " from django_asgiserve.process.preloader import main; main()"
 )
 REAP_SECONDS = 0.5
 
@@ -40,13 +41,13 @@ def main() -> None:
     die_with_parent()
     interrupts.ignore()
     config = ServerConfig.from_environ()
-    channel = Channel(socket.socket(fileno=int(os.environ.pop(CHANNEL_FD_KEY))))
+    channel: PreloaderChannel = Channel(socket.socket(fileno=int(os.environ.pop(CHANNEL_FD_KEY))))
     os.environ["DJANGO_SETTINGS_MODULE"] = config.settings_module
     backend = backends.get(config.backend)(config)
     backend.preload()
 
     setup_error = set_up_django()
-    from django_asgiserve.worker import module_files
+    from django_asgiserve.reload.sources import module_files
 
     can_fork = hasattr(os, "fork") and backend.fork_safe and threading.active_count() == 1
     channel.send(
@@ -76,19 +77,19 @@ def set_up_django() -> ExcInfo | None:
 def serve_forks(
     config: ServerConfig,
     backend: backends.Backend,
-    channel: Channel,
+    channel: PreloaderChannel,
     setup_error: ExcInfo | None,
     can_fork: bool,
 ) -> None:
-    from django_asgiserve import worker
-    from django_asgiserve.worker import module_files
+    from django_asgiserve.process import worker
+    from django_asgiserve.reload.sources import module_files
 
     selector = selectors.DefaultSelector()
     selector.register(channel.sock, selectors.EVENT_READ)
     children: set[int] = set()
     while True:
         if not selector.select(timeout=REAP_SECONDS):
-            reap(children, channel)
+            reap(children)
             continue
         message, fds = channel.receive_with_fds()
         if message is None:
@@ -103,7 +104,7 @@ def serve_forks(
                 }
             )
             continue
-        worker_channel = Channel(socket.socket(fileno=fds[0]))
+        worker_channel: WorkerChannel = Channel(socket.socket(fileno=fds[0]))
         generated = replace(config, generation=message.get("generation", ""))
         if not can_fork:
             selector.close()
@@ -139,16 +140,17 @@ def learn(modules: list[str], can_fork: bool) -> bool:
     return can_fork and threading.active_count() == 1
 
 
-def reap(children: set[int], channel: Channel) -> None:
+def reap(children: set[int]) -> None:
+    """Collect the exit status of workers that have ended (the supervisor sees them go on
+    their channels)."""
     for pid in list(children):
         try:
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, _status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             children.discard(pid)
             continue
         if done:
             children.discard(pid)
-            channel.send({"event": "exited", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
 
 
 def die_with_parent() -> None:

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from django_asgiserve import backends
-from django_asgiserve.proxy import DEFAULT_ALLOW_IPS, TrustedProxies
+from django_asgiserve.asgi.proxy_headers import DEFAULT_ALLOW_IPS, TrustedProxies
 
 DEFAULTS: dict[str, Any] = {
     "BACKEND": "auto",
@@ -41,7 +41,6 @@ class Problem:
     id: str
     msg: str
     hint: str | None = None
-    warning: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,14 +49,13 @@ class ServeSettings:
 
     backend: str = "auto"
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    runserver: bool = True
     watch_paths: tuple[str, ...] = ()
     watch_ignore: tuple[str, ...] = ()
     graceful_timeout: float | None = None
     proxy_headers: bool = False
     forwarded_allow_ips: tuple[str, ...] = DEFAULT_ALLOW_IPS
     lifespan_signals: bool = False
-    #: The backend of the tests' live server (see :mod:`django_asgiserve.live_server`).
+    #: The backend of the tests' live server (see :mod:`django_asgiserve.testing.live_server`).
     test_backend: str = "auto"
 
 
@@ -203,18 +201,16 @@ def _options_problems(options: object) -> list[Problem]:
 
 def load() -> ServeSettings:
     """The validated settings; raises ``ImproperlyConfigured`` on the first problem."""
-    for problem in problems():
-        if not problem.warning:
-            message = f"{problem.msg} ({problem.id})"
-            raise ImproperlyConfigured(
-                f"{message}\nHINT: {problem.hint}" if problem.hint else message
-            )
+    found = problems()
+    if found:
+        message = f"{found[0].msg} ({found[0].id})"
+        hint = found[0].hint
+        raise ImproperlyConfigured(f"{message}\nHINT: {hint}" if hint else message)
     merged = {**DEFAULTS, **raw()}
     timeout = merged["GRACEFUL_TIMEOUT"]
     return ServeSettings(
         backend=merged["BACKEND"],
         options=merged["OPTIONS"],
-        runserver=merged["RUNSERVER"],
         watch_paths=tuple(merged["WATCH_PATHS"]),
         watch_ignore=tuple(merged["WATCH_IGNORE"]),
         graceful_timeout=None if timeout is None else float(timeout),

@@ -29,7 +29,7 @@ import sys
 import threading
 from collections.abc import Awaitable
 
-from django_asgiserve.handlers import ASGIApp, Message, Receive, Scope, Send
+from django_asgiserve.asgi.types import ASGIApp, Message, Receive, Scope, Send
 
 #: asgiserve's own listener stream (the error page's script listens to it).
 GENERATION_PATH = "/__asgiserve__/generation/"
@@ -72,7 +72,8 @@ def browser_reload_events_path() -> str | None:
     try:
         from django.urls import reverse
 
-        return reverse("django_browser_reload:events")
+        path: str = reverse("django_browser_reload:events")
+        return path
     except Exception:  # not routed, or routed under another name: nothing to follow
         return None
 

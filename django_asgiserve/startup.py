@@ -1,89 +1,27 @@
-"""The resolved configuration of one server run, shared by the supervisor and its workers.
+"""From the command's options to the run's :class:`ServerConfig`, or one ``CommandError``.
 
-The command builds it (command line over ``settings.ASGISERVE`` over defaults); the supervisor
-hands it to each preloader process through the environment, as JSON.
+Only the management command imports this (children receive the finished configuration).
 """
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import os
-import sys
-from dataclasses import asdict, dataclass, field, replace
+import ssl
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from django_asgiserve.proxy import DEFAULT_ALLOW_IPS, TrustedProxies
+from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import CommandError, SystemCheckError
+from django.core.management.color import color_style
 
-if TYPE_CHECKING:
-    from django_asgiserve.backends import Backend
-
-ENVIRON_KEY = "ASGISERVE_CONFIG"
-
-#: Seconds a worker gets to finish in-flight requests when it is stopped, by default.
-DEVELOPMENT_GRACE = 1.0
-PRODUCTION_GRACE = 10.0
-
-
-@dataclass(frozen=True)
-class TLSFiles:
-    """The PEM certificate (chain) and private key HTTPS is served with."""
-
-    certfile: str
-    keyfile: str
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    backend: str
-    options: dict[str, Any] = field(default_factory=dict)
-    reload: bool = True
-    workers: int = 1
-    serve_static: bool = True
-    skip_checks: bool = False
-    graceful_timeout: float = DEVELOPMENT_GRACE
-    #: ``settings.DEBUG`` as the supervisor saw it: decides the error page when settings break.
-    debug: bool = True
-    settings_module: str = ""
-    sys_path: list[str] = field(default_factory=lambda: list(sys.path))
-    watch_paths: list[str] = field(default_factory=list)
-    watch_ignore: list[str] = field(default_factory=list)
-    #: Whether ``X-Forwarded-For``/``-Proto`` from ``forwarded_allow_ips`` peers are believed.
-    proxy_headers: bool = False
-    forwarded_allow_ips: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOW_IPS))
-    #: Whether workers send ``worker_started``/``worker_stopping`` (see :mod:`signals`).
-    lifespan_signals: bool = False
-    #: File descriptors of the listening sockets, as numbered in the children.
-    socket_fds: list[int] = field(default_factory=list)
-    #: Serve HTTPS with this certificate and key (both set) or plain HTTP (both empty).
-    certfile: str = ""
-    keyfile: str = ""
-    #: Also serve HTTP/3 on a UDP socket at the same address (hypercorn, with TLS, one worker).
-    http3: bool = False
-    #: The reload this worker serves (see :mod:`browser`): the same for all workers of one.
-    generation: str = ""
-
-    @property
-    def tls(self) -> TLSFiles | None:
-        return TLSFiles(self.certfile, self.keyfile) if self.certfile else None
-
-    def for_slot(self, slot: int | None) -> ServerConfig:
-        """This configuration for a worker serving only the socket of ``slot`` (with a socket
-        per worker), or every socket (None)."""
-        if slot is None:
-            return self
-        return replace(self, socket_fds=[self.socket_fds[slot]])
-
-    @property
-    def scheme(self) -> str:
-        return "https" if self.certfile else "http"
-
-    def to_environ(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_environ(cls) -> ServerConfig:
-        return cls(**json.loads(os.environ[ENVIRON_KEY]))
+from django_asgiserve import backends, checks
+from django_asgiserve import settings as serve_settings_module
+from django_asgiserve.asgi.proxy_headers import TrustedProxies
+from django_asgiserve.backends import Backend
+from django_asgiserve.run_config import DEVELOPMENT_GRACE, PRODUCTION_GRACE, ServerConfig
 
 
 def resolve(options: dict[str, Any]) -> ServerConfig:
@@ -91,17 +29,9 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
 
     Raises ``CommandError`` (with the settings problem or the backend hint) when it cannot run.
     """
-    from django.apps import apps
-    from django.conf import settings
-    from django.core.exceptions import ImproperlyConfigured
-    from django.core.management.base import CommandError, SystemCheckError
-    from django.core.management.color import color_style
-
-    from django_asgiserve import backends, checks, conf
-
     check_asgi_application()
     try:
-        serve_settings = conf.load()
+        serve_settings = serve_settings_module.load()
     except ImproperlyConfigured as error:
         raise CommandError(str(error)) from error
     name = options.get("backend") or serve_settings.backend
@@ -165,9 +95,6 @@ def tls_files(certfile: str | None, keyfile: str | None) -> tuple[str, str]:
     Loading them here turns a wrong path, a key that does not match or a password-protected
     key into one message before anything is served, instead of a failure in every worker.
     """
-    import ssl
-
-    from django.core.management.base import CommandError
 
     if not certfile and not keyfile:
         return "", ""
@@ -181,9 +108,14 @@ def tls_files(certfile: str | None, keyfile: str | None) -> tuple[str, str]:
         paths.append(path)
     # OpenSSL asks for a password only when the key is encrypted.
     asked_password: list[bool] = []
+
+    def password() -> bytes:
+        asked_password.append(True)
+        return b""
+
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
-            paths[0], paths[1], password=lambda: asked_password.append(True) or b""
+            paths[0], paths[1], password=password
         )
     except (ssl.SSLError, ValueError) as error:
         reason = error.args[-1] if error.args else error
@@ -197,9 +129,6 @@ def tls_files(certfile: str | None, keyfile: str | None) -> tuple[str, str]:
 
 def check_http3(backend: type[Backend], tls: bool, workers: int) -> None:
     """CommandError unless ``--http3`` can be served: hypercorn with aioquic, TLS, one worker."""
-    import importlib.util
-
-    from django.core.management.base import CommandError
 
     if not backend.serves_http3:
         raise CommandError(
@@ -226,8 +155,6 @@ def check_asgi_application() -> None:
     project's module runs is the project's code: the worker shows it (and, with the reloader,
     serves the application as soon as the file is fixed).
     """
-    from django.conf import settings
-    from django.core.management.base import CommandError
 
     path = getattr(settings, "ASGI_APPLICATION", None)
     if not path:

@@ -15,7 +15,7 @@ import pytest
 from django_asgiserve import backends
 
 if TYPE_CHECKING:
-    from django_asgiserve.live_server import ASGILiveServer
+    from django_asgiserve.testing.live_server import ASGILiveServer
 
 BACKEND_OPTION = "asgi_live_server_backend"
 
@@ -61,7 +61,7 @@ def asgi_live_server(
     request: pytest.FixtureRequest, django_db_setup: None
 ) -> Iterator[ASGILiveServer]:
     """The project's ``ASGI_APPLICATION`` served over ASGI in a thread, on the test database."""
-    from django_asgiserve.live_server import ASGILiveServer, LiveServerError
+    from django_asgiserve.testing.live_server import ASGILiveServer, LiveServerError
 
     server = ASGILiveServer(backend=chosen_backend(request.config))
     problem = None

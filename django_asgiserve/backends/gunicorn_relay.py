@@ -3,7 +3,7 @@ forked by the arbiter that runs in an asgiserve worker), so that Django's ``file
 receivers run in each of them, and merges their answers into the one the supervisor gets.
 
 Each child gets one end of a socket pair as it is forked and answers on a thread of its own,
-in JSON lines as on :mod:`~django_asgiserve.channel`: ``{"id", "paths"}`` one way,
+in JSON lines as on :mod:`~django_asgiserve.process.protocol`: ``{"id", "paths"}`` one way,
 ``{"id", "action", "paths"}`` back. The forking process runs the receivers itself too, so the
 children it forks later start from the new state: a child that dies meanwhile needs no answer,
 since its replacement is forked from that state. A child that does not answer in time counts
@@ -12,7 +12,6 @@ as a reload.
 
 from __future__ import annotations
 
-import json
 import selectors
 import socket
 import threading
@@ -20,10 +19,18 @@ import time
 import traceback
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
-from django_asgiserve import changes
-from django_asgiserve.changes import Classification
-from django_asgiserve.channel import Channel, Message
+from django_asgiserve.process.protocol import (
+    Channel,
+    RelayAnswer,
+    RelayChannel,
+    RelayQuestion,
+    decode,
+    encode,
+)
+from django_asgiserve.reload import changes
+from django_asgiserve.reload.changes import Classification
 
 #: Seconds a child may take to answer: less than the supervisor's ``CLASSIFY_TIMEOUT`` (5), so
 #: that the merged answer still reaches it in time.
@@ -40,15 +47,15 @@ class Link:
     theirs: socket.socket | None
     received: bytearray = field(default_factory=bytearray)
 
-    def send(self, message: Message) -> bool:
+    def send(self, message: RelayQuestion) -> bool:
         try:
             # One short message on an idle socket: this never blocks.
-            self.ours.sendall(json.dumps(message).encode() + b"\n")
+            self.ours.sendall(encode(message))
         except OSError:
             return False
         return True
 
-    def read(self) -> list[Message] | None:
+    def read(self) -> list[RelayAnswer] | None:
         """The whole messages that have arrived; ``None`` once the child has gone."""
         try:
             chunk = self.ours.recv(65536)
@@ -59,7 +66,7 @@ class Link:
         self.received += chunk
         *lines, rest = self.received.split(b"\n")
         self.received = bytearray(rest)
-        return [json.loads(line) for line in lines]
+        return [cast(RelayAnswer, decode(line)) for line in lines]
 
     def forked(self) -> None:
         """Only the child holds its end now: its exit shows here as end-of-file."""
@@ -106,7 +113,7 @@ class ChangeRelay:
         if own is None or own.theirs is None:
             return
         own.ours.close()
-        channel = Channel(own.theirs)
+        channel: RelayChannel = Channel(own.theirs)
         threading.Thread(
             target=answer_questions,
             args=(channel, self.classify_here),
@@ -126,7 +133,7 @@ class ChangeRelay:
         """Judge ``paths`` here and in every child (``children()``: those forked by now)."""
         with self.lock:
             self.next_request_id += 1
-            question = {"id": self.next_request_id, "paths": paths}
+            question: RelayQuestion = {"id": self.next_request_id, "paths": paths}
             asked = self.ask(children(), question, {})
             answers = [self.classify_here(paths)]
             # Forked while this process ran its receivers: maybe from a half-updated state.
@@ -135,7 +142,7 @@ class ChangeRelay:
         return changes.merge(answers)
 
     def ask(
-        self, children: Iterable[Hashable], question: Message, asked: dict[Hashable, Link]
+        self, children: Iterable[Hashable], question: RelayQuestion, asked: dict[Hashable, Link]
     ) -> dict[Hashable, Link]:
         asked = dict(asked)
         for child in children:
@@ -147,7 +154,7 @@ class ChangeRelay:
                 asked[child] = link
         return asked
 
-    def answers(self, asked: dict[Hashable, Link], question: Message) -> list[Classification]:
+    def answers(self, asked: dict[Hashable, Link], question: RelayQuestion) -> list[Classification]:
         """The children's answers to ``question``; one reload for those that gave none."""
         deadline = time.monotonic() + CHILD_CLASSIFY_TIMEOUT
         answers: list[Classification] = []
@@ -170,7 +177,7 @@ class ChangeRelay:
         return answers
 
 
-def answer_questions(channel: Channel, classify: Classify) -> None:
+def answer_questions(channel: RelayChannel, classify: Classify) -> None:
     """In a child: run the receivers for each change its parent reports, until it goes."""
     while (question := channel.receive()) is not None:
         try:
@@ -179,3 +186,25 @@ def answer_questions(channel: Channel, classify: Classify) -> None:
             traceback.print_exc()
             action, reasons = "reload", question["paths"]
         channel.send({"id": question["id"], "action": action, "paths": reasons})
+
+
+def relay_changes(cfg: Any, relay: ChangeRelay) -> None:
+    """Give each gunicorn worker a link to its arbiter's process for changed files, through
+    gunicorn's server hooks; hooks the user set run after these."""
+    user_pre_fork, user_post_fork, user_child_exit = cfg.pre_fork, cfg.post_fork, cfg.child_exit
+
+    def pre_fork(arbiter: Any, worker: Any) -> None:
+        relay.before_fork(worker, arbiter.WORKERS.copy().values())
+        user_pre_fork(arbiter, worker)
+
+    def post_fork(arbiter: Any, worker: Any) -> None:
+        relay.in_child(worker)
+        user_post_fork(arbiter, worker)
+
+    def child_exit(arbiter: Any, worker: Any) -> None:
+        relay.exited(worker)
+        user_child_exit(arbiter, worker)
+
+    cfg.set("pre_fork", pre_fork)
+    cfg.set("post_fork", post_fork)
+    cfg.set("child_exit", child_exit)

@@ -10,17 +10,20 @@ server acts on the strongest answer, so that every process agrees on keeping or 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
+#: What a change means: nothing to do, a new worker, or a new preloader too.
+Action = Literal["none", "reload", "cold"]
 #: An action and the files that call for it.
-Classification = tuple[str, list[str]]
+Classification = tuple[Action, list[str]]
 
 #: Actions from the weakest to the strongest; an unknown one counts as a reload.
-ACTION_RANK = {"none": 0, "reload": 1, "cold": 2}
+ACTION_RANK: dict[str, int] = {"none": 0, "reload": 1, "cold": 2}
 
 
 def merge(classifications: Iterable[Classification]) -> Classification:
     """The strongest action of ``classifications``, with every file any of them named."""
-    action = "none"
+    action: Action = "none"
     reasons: set[str] = set()
     for answer, paths in classifications:
         if ACTION_RANK.get(answer, 1) > ACTION_RANK[action]:

@@ -26,12 +26,12 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.http import Http404
 from django.utils.http import http_date, parse_http_date_safe
 
-from django_asgiserve.handlers import ASGIApp, Receive, Scope, Send
+from django_asgiserve.asgi.types import ASGIApp, Receive, Scope, Send
 
 CHUNK_SIZE = 256 * 1024
 
 
-class DjangoStaticFiles(ASGIStaticFilesHandler):
+class DjangoStaticFiles(ASGIStaticFilesHandler):  # type: ignore[misc]
     """Django's handler, except that a path escaping the static roots (``/static/../x.py``, or
     a symlink out of them) is a 404 like any missing file; Django's own lets
     ``SuspiciousFileOperation`` escape as an unhandled exception (a 500 and a traceback on the

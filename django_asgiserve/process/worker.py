@@ -3,12 +3,11 @@
 It keeps Django's autoreload contract: it sends ``autoreload_started`` with a reloader whose
 ``watch_dir()`` and ``extra_files`` the supervisor really watches, and for every change the
 supervisor reports it sends ``file_changed`` and answers whether a reload is needed. When the
-project's code cannot be loaded it serves the error instead (see :mod:`errorpage`).
+project's code cannot be loaded it serves the error instead (see :mod:`error_page`).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import signal
@@ -16,15 +15,18 @@ import socket
 import sys
 import threading
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from django_asgiserve import errorpage, handlers, interrupts, signals
+from django_asgiserve import signals
+from django_asgiserve.asgi import error_page, stack
+from django_asgiserve.asgi.error_page import ExcInfo
 from django_asgiserve.backends.base import Backend
-from django_asgiserve.channel import Channel, Message
-from django_asgiserve.config import ServerConfig
-from django_asgiserve.errorpage import ExcInfo
+from django_asgiserve.process import interrupts
+from django_asgiserve.process.protocol import WorkerChannel, WorkerCommand
+from django_asgiserve.reload.autoreload import WorkerReloader
+from django_asgiserve.reload.sources import learned_modules
+from django_asgiserve.run_config import ServerConfig
 
 #: Extra seconds after the grace period before a stopping worker ends itself regardless.
 HARD_STOP_MARGIN = 0.5
@@ -34,7 +36,7 @@ LEARN_AFTER = 1.0
 
 
 def run(
-    config: ServerConfig, backend: Backend, channel: Channel, setup_error: ExcInfo | None
+    config: ServerConfig, backend: Backend, channel: WorkerChannel, setup_error: ExcInfo | None
 ) -> NoReturn:
     """Serve until told to stop (or until the supervisor disappears); never returns."""
     inherited = frozenset(sys.modules)
@@ -60,7 +62,7 @@ def run(
         error = trim_frames(error)
         print_error(error)
         debug = config.debug if setup_error else settings_debug()
-        app = errorpage.error_app(error, debug=debug, generation=generation)
+        app = error_page.error_app(error, debug=debug, generation=generation)
     reloader = WorkerReloader(
         broken=error is not None,
         cold=setup_error is not None,
@@ -76,7 +78,7 @@ def run(
     if config.reload:
         # Off the critical path: the sockets are served while this is worked out.
         threading.Thread(
-            target=lambda: channel.send({"event": "watch", **reloader.watch_request()}),
+            target=lambda: channel.send(reloader.watch_request()),
             daemon=True,
             name="asgiserve-watch",
         ).start()
@@ -91,7 +93,7 @@ def run(
     sockets = [socket.socket(fileno=fd) for fd in config.socket_fds]
     serve_static = config.serve_static and error is None
     try:
-        application = handlers.wrap(
+        application = stack.wrap(
             app,
             serve_static=serve_static,
             proxy_headers=config.proxy_headers,
@@ -112,7 +114,7 @@ def run(
     exit_now(0)
 
 
-def close_in_child(channel: Channel) -> None:
+def close_in_child(channel: WorkerChannel) -> None:
     """Close the channel's descriptor in a forked child (once: its own forks inherit the hook)."""
     fd = channel.sock.detach()
     if fd >= 0:
@@ -135,7 +137,7 @@ def load_application() -> Any:
 
 def listener_paths(generation: str | None, *, broken: bool) -> frozenset[str]:
     """The paths of the reload listeners' streams to end when this worker stops."""
-    from django_asgiserve.browser import browser_reload_events_path
+    from django_asgiserve.asgi.tab_reload import browser_reload_events_path
 
     path = None if generation is None or broken else browser_reload_events_path()
     return frozenset({path} if path else ())
@@ -147,121 +149,8 @@ def settings_debug() -> bool:
     return bool(settings.DEBUG)
 
 
-class WorkerReloader:
-    """The ``sender`` of Django's autoreload signals in a worker.
-
-    Django's receivers only call ``watch_dir()`` and read ``extra_files``; this class provides
-    those (as Django's ``BaseReloader`` does) and classifies changes the supervisor reports.
-    """
-
-    def __init__(self, *, broken: bool, cold: bool, learned: Callable[[], list[str]]) -> None:
-        from collections import defaultdict
-
-        self.extra_files: set[Path] = set()
-        self.directory_globs: dict[Path, set[str]] = defaultdict(set)
-        self.broken = broken
-        self.cold = cold
-        self.learned = learned
-
-    def watch_dir(self, path: str | Path, glob: str) -> None:
-        try:
-            directory = Path(path).absolute()
-        except FileNotFoundError:
-            return
-        self.directory_globs[directory].add(glob)
-
-    def watch_request(self) -> dict[str, Any]:
-        """What the supervisor should watch for this worker."""
-        from django_asgiserve.watch import project_roots
-
-        modules = self.module_files()
-        roots = project_roots(modules)
-        roots.update(self.directory_globs)
-        roots.update(path.parent for path in self.extra_files)
-        return {"roots": sorted(str(r) for r in roots)}
-
-    def module_files(self) -> set[Path]:
-        """The real paths of every imported module and of files that failed to import."""
-        from django.utils import autoreload
-
-        return module_files() | {Path(os.path.realpath(f)) for f in autoreload._error_files}
-
-    def is_watched(self, path: Path, modules: set[Path]) -> bool:
-        """Whether Django's reloader would watch ``path``, given the imported ``modules``."""
-        if path in self.extra_files:
-            return True
-        for directory, globs in self.directory_globs.items():
-            if path.is_relative_to(directory):
-                relative = path.relative_to(directory).as_posix()
-                if any(glob_matches(relative, glob) for glob in globs):
-                    return True
-        # The path itself too: a module replaced by a symlink to elsewhere (or by nothing
-        # readable) has changed, whatever the link now points to.
-        return path in modules or Path(os.path.realpath(path)) in modules
-
-    def classify(self, paths: list[str]) -> tuple[str, list[str]]:
-        """``"none"``, ``"reload"`` or ``"cold"`` for a batch of changes, and the files that
-        call for it."""
-        from django.utils.autoreload import file_changed
-
-        modules = self.module_files()  # once per batch: a checkout can change hundreds of files
-        reasons = []
-        for raw in paths:
-            path = Path(raw)
-            if self.broken:
-                if path.suffix == ".py" or self.is_watched(path, modules):
-                    reasons.append(raw)
-                continue
-            if not self.is_watched(path, modules):
-                continue
-            results = file_changed.send(sender=self, file_path=path)
-            if not any(result for _receiver, result in results):
-                reasons.append(raw)
-        if not reasons:
-            return "none", reasons
-        return ("cold" if self.cold else "reload"), reasons
-
-
-#: Module name -> real path of its source; filled as modules appear, since resolving every
-#: path again on each change would cost tens of milliseconds on the reload's critical path.
-_module_paths: dict[str, Path | None] = {}
-
-
-def module_files() -> set[Path]:
-    """Real paths of the source files of every imported module (cheaper than Django's)."""
-    for name, module in list(sys.modules.items()):
-        if name not in _module_paths:
-            spec = getattr(module, "__spec__", None)
-            origin = getattr(spec, "origin", None) if spec is not None else None
-            located = origin and getattr(spec, "has_location", False)
-            _module_paths[name] = Path(os.path.realpath(origin)) if located else None
-    return {path for path in _module_paths.values() if path is not None}
-
-
-def learned_modules(inherited: frozenset[str], worker_only: tuple[str, ...]) -> list[str]:
-    """Modules of installed packages this worker imported that its preloader had not."""
-    from django_asgiserve.watch import library_paths
-
-    libraries = tuple(f"{path}{os.sep}" for path in library_paths())
-    module_files()
-    return sorted(
-        name
-        for name in list(sys.modules)
-        if name not in inherited
-        and not name.startswith(("django_asgiserve", "__main__", *worker_only))
-        and (path := _module_paths.get(name)) is not None
-        and str(path).startswith(libraries)
-    )
-
-
-def glob_matches(relative: str, glob: str) -> bool:
-    return fnmatch.fnmatch(relative, glob) or (
-        glob.startswith("**/") and fnmatch.fnmatch(relative, glob[3:])
-    )
-
-
 def listen(
-    channel: Channel, reloader: WorkerReloader, backend: Backend, config: ServerConfig
+    channel: WorkerChannel, reloader: WorkerReloader, backend: Backend, config: ServerConfig
 ) -> None:
     """Answer the supervisor; exit at once if it goes away."""
     while (message := channel.receive()) is not None:
@@ -270,8 +159,8 @@ def listen(
 
 
 def handle(
-    message: Message,
-    channel: Channel,
+    message: WorkerCommand,
+    channel: WorkerChannel,
     reloader: WorkerReloader,
     backend: Backend,
     config: ServerConfig,
@@ -306,7 +195,7 @@ def stop(backend: Backend, config: ServerConfig) -> None:
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     if config.reload:
         # A tab's reload listener is not a request in flight: it must not hold the grace.
-        from django_asgiserve.browser import end_streams
+        from django_asgiserve.asgi.tab_reload import end_streams
 
         end_streams()
     backend.stop()

@@ -1,71 +1,14 @@
-"""The ASGI layers the worker puts around the project's application, the same on every backend.
-
-From the outside in: lifespan is answered here (Django's handler rejects it, and backends would
-log warnings about that), then proxy headers are applied (with ``--proxy-headers``; see
-:mod:`proxy`), then requests are logged in runserver's format, then static files are served (when
-runserver would serve them), then the project's ``ASGI_APPLICATION`` runs.
-"""
+"""Each HTTP response and WebSocket connection logged on ``django.server``, as runserver does."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from django_asgiserve.asgi.types import ASGIApp, Message, Receive, Scope, Send
 
 server_logger = logging.getLogger("django.server")
-
-
-def wrap(
-    app: ASGIApp,
-    *,
-    serve_static: bool,
-    proxy_headers: bool = False,
-    forwarded_allow_ips: Sequence[str] = (),
-    generation: str | None = None,
-    listener_paths: frozenset[str] = frozenset(),
-) -> ASGIApp:
-    """The project's application with asgiserve's layers around it; with the reloader's
-    ``generation``, open tabs follow reloads (see :mod:`browser`)."""
-    if serve_static:
-        from django_asgiserve.static import StaticFiles
-
-        app = StaticFiles(app)
-    if generation is not None:
-        from django_asgiserve.browser import follow
-
-        app = follow(app, generation, listener_paths)
-    app = log_requests(app)
-    if proxy_headers:
-        # Outside the log, so that it shows the client the proxy reports.
-        from django_asgiserve.proxy import TrustedProxies, trust_proxy_headers
-
-        app = trust_proxy_headers(app, TrustedProxies(forwarded_allow_ips))
-    return answer_lifespan(app)
-
-
-def answer_lifespan(app: ASGIApp) -> ASGIApp:
-    """Complete lifespan startup and shutdown here; pass every other scope on."""
-
-    async def lifespan_app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await app(scope, receive, send)
-            return
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    return lifespan_app
 
 
 def log_requests(app: ASGIApp) -> ASGIApp:

@@ -31,9 +31,11 @@ from typing import TYPE_CHECKING
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 
-from django_asgiserve import backends, handlers, worker
-from django_asgiserve.config import DEVELOPMENT_GRACE, ServerConfig
-from django_asgiserve.handlers import ASGIApp, Receive, Scope, Send
+from django_asgiserve import backends
+from django_asgiserve.asgi import stack
+from django_asgiserve.asgi.types import ASGIApp, Receive, Scope, Send
+from django_asgiserve.process import worker
+from django_asgiserve.run_config import DEVELOPMENT_GRACE, ServerConfig
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -55,10 +57,10 @@ def choose_backend(name: str | None = None) -> type[Backend]:
     else the first installed of those that can."""
     from django.core.exceptions import ImproperlyConfigured
 
-    from django_asgiserve import conf
+    from django_asgiserve import settings as settings_module
 
     try:
-        serve_settings = conf.load()
+        serve_settings = settings_module.load()
     except ImproperlyConfigured as error:
         raise LiveServerError(str(error)) from None
     in_thread = backends.in_thread_names()
@@ -93,7 +95,7 @@ def in_memory_connections() -> dict[str, BaseDatabaseWrapper]:
     return {
         conn.alias: conn
         for conn in connections.all()
-        if conn.vendor == "sqlite" and conn.is_in_memory_db()  # type: ignore[attr-defined]
+        if conn.vendor == "sqlite" and conn.is_in_memory_db()
     }
 
 
@@ -175,7 +177,7 @@ class ASGILiveServer:
 
     def start(self) -> None:
         """Bind, serve in a thread, and return once the server answers a request."""
-        from django_asgiserve import conf
+        from django_asgiserve import settings as serve_settings
 
         backend_class = choose_backend(self.backend_name)
         self.shared = in_memory_connections()
@@ -186,7 +188,7 @@ class ASGILiveServer:
             self.port = self._socket.getsockname()[1]
             probe = f"/__asgi_live_server_{secrets.token_hex(8)}__"
             app = self._application(probe)
-            options = conf.load().options.get(backend_class.name, {})
+            options = serve_settings.load().options.get(backend_class.name, {})
             self.backend = backend_class(
                 ServerConfig(
                     backend=backend_class.name,
@@ -219,14 +221,14 @@ class ASGILiveServer:
     def _application(self, probe: str) -> ASGIApp:
         from django.apps import apps
 
-        from django_asgiserve.static import StaticFiles
+        from django_asgiserve.asgi.static import StaticFiles
 
         app = worker.load_application()
         # As StaticLiveServerTestCase: the finders' files, whatever DEBUG is (tests run with
         # DEBUG off). Requests are not logged, as Django's live server does not log them.
         if apps.is_installed("django.contrib.staticfiles"):
             app = StaticFiles(app)
-        return handlers.answer_lifespan(
+        return stack.answer_lifespan(
             answer_probe(share_connections(app, self.shared), probe, self._serving_on)
         )
 

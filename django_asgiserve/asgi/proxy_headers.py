@@ -16,7 +16,7 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
-from django_asgiserve.handlers import ASGIApp, Receive, Scope, Send
+from django_asgiserve.asgi.types import ASGIApp, Receive, Scope, Send
 
 #: Trusted when nothing else is said: a proxy on the same machine.
 DEFAULT_ALLOW_IPS = ("127.0.0.1", "::1")

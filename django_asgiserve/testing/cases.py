@@ -12,12 +12,12 @@ from typing import ClassVar
 from django.test import TransactionTestCase, modify_settings
 from django.utils.functional import classproperty
 
-from django_asgiserve.live_server import DEFAULT_HOST, ASGILiveServer
+from django_asgiserve.testing.live_server import DEFAULT_HOST, ASGILiveServer
 
 __all__ = ["ASGILiveServer", "ASGILiveServerTestCase"]
 
 
-class ASGILiveServerTestCase(TransactionTestCase):
+class ASGILiveServerTestCase(TransactionTestCase):  # type: ignore[misc]
     """A ``TransactionTestCase`` with the project served over ASGI at ``live_server_url``.
 
     ``host`` and ``port`` say where it listens (port 0: a free one); ``backend`` names the
@@ -29,11 +29,11 @@ class ASGILiveServerTestCase(TransactionTestCase):
     backend: ClassVar[str | None] = None
     live_server: ClassVar[ASGILiveServer]
 
-    @classproperty
+    @classproperty  # type: ignore[untyped-decorator]
     def live_server_url(cls) -> str:
         return cls.live_server.url
 
-    @classproperty
+    @classproperty  # type: ignore[untyped-decorator]
     def allowed_host(cls) -> str:
         return cls.host
 

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from django_asgiserve.addrport import BACKLOG
 from django_asgiserve.backends import granian as granian_backend
-from django_asgiserve.config import ServerConfig
-
-from .conftest import DEADLINE, wait_for
+from django_asgiserve.run_config import ServerConfig
+from django_asgiserve.sockets import BACKLOG
+from tests.conftest import DEADLINE, wait_for
 
 pytest.importorskip("granian")
 

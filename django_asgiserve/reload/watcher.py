@@ -12,9 +12,6 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import os
-import site
-import sys
-import sysconfig
 from collections.abc import AsyncIterator, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
@@ -49,29 +46,6 @@ IGNORED_FILE_PATTERNS = ("*.py[cod]", "*.sw?", "*~", ".#*", "#*#", "4913", "*.tm
 MAX_DIRECTORIES = 10_000
 #: Milliseconds without further events before a batch of changes is handed on.
 SETTLE_MS = 20
-
-
-def library_paths() -> list[Path]:
-    """Directories that hold the interpreter's and installed packages' code."""
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages()}
-    paths.update(sysconfig.get_paths().get(key, "") for key in ("stdlib", "purelib", "platlib"))
-    return [Path(p).resolve() for p in paths if p]
-
-
-def project_roots(module_files: Iterable[Path], extra: Iterable[str] = ()) -> set[Path]:
-    """The ``sys.path`` entries outside the libraries that imported code came from."""
-    libraries = library_paths()
-    candidates = set()
-    for entry in sys.path:
-        path = Path(entry or os.getcwd()).resolve()
-        if path.is_dir() and not any(path.is_relative_to(lib) for lib in libraries):
-            candidates.add(f"{path}{os.sep}")
-    roots = {Path(p).resolve() for p in extra}
-    files = [str(f) for f in module_files]
-    for candidate in candidates:
-        if any(f.startswith(candidate) for f in files):
-            roots.add(Path(candidate))
-    return roots
 
 
 def is_ignored(path: Path, ignore: Iterable[str]) -> bool:
@@ -117,7 +91,7 @@ def skipped(directory: Path, ignore: Iterable[str]) -> bool:
 
 def files_in(directories: Iterable[Path]) -> set[Path]:
     """The files directly inside ``directories`` (those that still exist)."""
-    files = set()
+    files: set[Path] = set()
     for directory in directories:
         try:
             files.update(Path(e.path) for e in os.scandir(directory) if not e.is_dir())

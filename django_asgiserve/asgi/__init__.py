@@ -1,0 +1,1 @@
+"""The ASGI layers around the project's application, the same on every backend."""

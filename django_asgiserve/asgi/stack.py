@@ -1,0 +1,62 @@
+"""The order of the ASGI layers the worker puts around the project's application, the same on
+every backend.
+
+From the outside in: lifespan is answered here (Django's handler rejects it, and backends would
+log warnings about that), then proxy headers are applied (with ``--proxy-headers``; see
+:mod:`proxy_headers`), then requests are logged in runserver's format (:mod:`access_log`), then
+open tabs follow reloads (:mod:`tab_reload`), then static files are served when runserver would
+serve them (:mod:`static`), then the project's ``ASGI_APPLICATION`` runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django_asgiserve.asgi.access_log import log_requests
+from django_asgiserve.asgi.types import ASGIApp, Receive, Scope, Send
+
+
+def wrap(
+    app: ASGIApp,
+    *,
+    serve_static: bool,
+    proxy_headers: bool = False,
+    forwarded_allow_ips: Sequence[str] = (),
+    generation: str | None = None,
+    listener_paths: frozenset[str] = frozenset(),
+) -> ASGIApp:
+    """The project's application with asgiserve's layers around it; with the reloader's
+    ``generation``, open tabs follow reloads (see :mod:`tab_reload`)."""
+    if serve_static:
+        from django_asgiserve.asgi.static import StaticFiles
+
+        app = StaticFiles(app)
+    if generation is not None:
+        from django_asgiserve.asgi.tab_reload import follow
+
+        app = follow(app, generation, listener_paths)
+    app = log_requests(app)
+    if proxy_headers:
+        # Outside the log, so that it shows the client the proxy reports.
+        from django_asgiserve.asgi.proxy_headers import TrustedProxies, trust_proxy_headers
+
+        app = trust_proxy_headers(app, TrustedProxies(forwarded_allow_ips))
+    return answer_lifespan(app)
+
+
+def answer_lifespan(app: ASGIApp) -> ASGIApp:
+    """Complete lifespan startup and shutdown here; pass every other scope on."""
+
+    async def lifespan_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    return lifespan_app

@@ -1,0 +1,92 @@
+"""Django's reloader contract inside a worker: the ``sender`` of ``autoreload_started`` and
+``file_changed``, and the worker's answer to "what does this change mean?"."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from django.utils import autoreload
+
+from django_asgiserve.reload.changes import Classification
+from django_asgiserve.reload.sources import module_files, project_roots
+
+if TYPE_CHECKING:
+    from django_asgiserve.process.protocol import WatchEvent
+
+
+class WorkerReloader:
+    """The ``sender`` of Django's autoreload signals in a worker.
+
+    Django's receivers only call ``watch_dir()`` and read ``extra_files``; this class provides
+    those (as Django's ``BaseReloader`` does) and classifies changes the supervisor reports.
+    """
+
+    def __init__(self, *, broken: bool, cold: bool, learned: Callable[[], list[str]]) -> None:
+        self.extra_files: set[Path] = set()
+        self.directory_globs: dict[Path, set[str]] = defaultdict(set)
+        self.broken = broken
+        self.cold = cold
+        self.learned = learned
+
+    def watch_dir(self, path: str | Path, glob: str) -> None:
+        try:
+            directory = Path(path).absolute()
+        except FileNotFoundError:
+            return
+        self.directory_globs[directory].add(glob)
+
+    def watch_request(self) -> WatchEvent:
+        """What the supervisor should watch for this worker."""
+        modules = self.module_files()
+        roots = project_roots(modules)
+        roots.update(self.directory_globs)
+        roots.update(path.parent for path in self.extra_files)
+        return {"event": "watch", "roots": sorted(str(r) for r in roots)}
+
+    def module_files(self) -> set[Path]:
+        """The real paths of every imported module and of files that failed to import."""
+        return module_files() | {Path(os.path.realpath(f)) for f in autoreload._error_files}
+
+    def is_watched(self, path: Path, modules: set[Path]) -> bool:
+        """Whether Django's reloader would watch ``path``, given the imported ``modules``."""
+        if path in self.extra_files:
+            return True
+        for directory, globs in self.directory_globs.items():
+            if path.is_relative_to(directory):
+                relative = path.relative_to(directory).as_posix()
+                if any(glob_matches(relative, glob) for glob in globs):
+                    return True
+        # The path itself too: a module replaced by a symlink to elsewhere (or by nothing
+        # readable) has changed, whatever the link now points to.
+        return path in modules or Path(os.path.realpath(path)) in modules
+
+    def classify(self, paths: list[str]) -> Classification:
+        """``"none"``, ``"reload"`` or ``"cold"`` for a batch of changes, and the files that
+        call for it."""
+        modules = self.module_files()  # once per batch: a checkout can change hundreds of files
+        reasons = []
+        for raw in paths:
+            path = Path(raw)
+            if self.broken:
+                if path.suffix == ".py" or self.is_watched(path, modules):
+                    reasons.append(raw)
+                continue
+            if not self.is_watched(path, modules):
+                continue
+            results = autoreload.file_changed.send(sender=self, file_path=path)
+            if not any(result for _receiver, result in results):
+                reasons.append(raw)
+        if not reasons:
+            return "none", reasons
+        return ("cold" if self.cold else "reload"), reasons
+
+
+def glob_matches(relative: str, glob: str) -> bool:
+    return fnmatch.fnmatch(relative, glob) or (
+        glob.startswith("**/") and fnmatch.fnmatch(relative, glob[3:])
+    )

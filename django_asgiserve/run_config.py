@@ -1,0 +1,82 @@
+"""What one server run is, as the supervisor and its children receive it (a leaf).
+
+:mod:`django_asgiserve.startup` builds it (command line over ``settings.ASGISERVE`` over
+defaults); the supervisor hands it to each preloader process through the environment, as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from django_asgiserve.asgi.proxy_headers import DEFAULT_ALLOW_IPS
+
+ENVIRON_KEY = "ASGISERVE_CONFIG"
+
+#: Seconds a worker gets to finish in-flight requests when it is stopped, by default.
+DEVELOPMENT_GRACE = 1.0
+PRODUCTION_GRACE = 10.0
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """The PEM certificate (chain) and private key HTTPS is served with."""
+
+    certfile: str
+    keyfile: str
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    backend: str
+    options: dict[str, Any] = field(default_factory=dict)
+    reload: bool = True
+    workers: int = 1
+    serve_static: bool = True
+    skip_checks: bool = False
+    graceful_timeout: float = DEVELOPMENT_GRACE
+    #: ``settings.DEBUG`` as the supervisor saw it: decides the error page when settings break.
+    debug: bool = True
+    settings_module: str = ""
+    sys_path: list[str] = field(default_factory=lambda: list(sys.path))
+    watch_paths: list[str] = field(default_factory=list)
+    watch_ignore: list[str] = field(default_factory=list)
+    #: Whether ``X-Forwarded-For``/``-Proto`` from ``forwarded_allow_ips`` peers are believed.
+    proxy_headers: bool = False
+    forwarded_allow_ips: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOW_IPS))
+    #: Whether workers send ``worker_started``/``worker_stopping`` (see :mod:`signals`).
+    lifespan_signals: bool = False
+    #: File descriptors of the listening sockets, as numbered in the children.
+    socket_fds: list[int] = field(default_factory=list)
+    #: Serve HTTPS with this certificate and key (both set) or plain HTTP (both empty).
+    certfile: str = ""
+    keyfile: str = ""
+    #: Also serve HTTP/3 on a UDP socket at the same address (hypercorn, with TLS, one worker).
+    http3: bool = False
+    #: The reload this worker serves (see :mod:`tab_reload`): the same for all workers of one.
+    generation: str = ""
+
+    @property
+    def tls(self) -> TLSFiles | None:
+        return TLSFiles(self.certfile, self.keyfile) if self.certfile else None
+
+    def for_slot(self, slot: int | None) -> ServerConfig:
+        """This configuration for a worker serving only the socket of ``slot`` (with a socket
+        per worker), or every socket (None)."""
+        if slot is None:
+            return self
+        return replace(self, socket_fds=[self.socket_fds[slot]])
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.certfile else "http"
+
+    def to_environ(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_environ(cls) -> ServerConfig:
+        return cls(**json.loads(os.environ[ENVIRON_KEY]))

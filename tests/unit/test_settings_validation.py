@@ -1,0 +1,64 @@
+"""``settings.ASGISERVE`` validation: each mistake is one problem with its check id, and a
+usable setting loads into the typed view (in process)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from django_asgiserve import settings as serve_settings
+
+
+def problem_ids(settings, value: object) -> list[str]:
+    settings.ASGISERVE = value
+    return [problem.id for problem in serve_settings.problems()]
+
+
+@pytest.mark.parametrize(
+    ("value", "ids"),
+    [
+        ({}, []),
+        ({"BACKEND": "uvicorn", "WORKERS_": 2}, ["asgiserve.E002"]),
+        ("uvicorn", ["asgiserve.E001"]),
+        ({"BACKEND": "tornado"}, ["asgiserve.E003"]),
+        ({"RUNSERVER": "yes"}, ["asgiserve.E008"]),
+        ({"PROXY_HEADERS": 1}, ["asgiserve.E008"]),
+        ({"WATCH_PATHS": "/srv"}, ["asgiserve.E009"]),
+        ({"WATCH_IGNORE": [1]}, ["asgiserve.E009"]),
+        ({"FORWARDED_ALLOW_IPS": ["10.0.0.300"]}, ["asgiserve.E011"]),
+        ({"GRACEFUL_TIMEOUT": -1}, ["asgiserve.E010"]),
+        ({"GRACEFUL_TIMEOUT": float("nan")}, ["asgiserve.E010"]),
+        ({"GRACEFUL_TIMEOUT": True}, ["asgiserve.E010"]),
+        ({"GRACEFUL_TIMEOUT": None}, []),
+        ({"BACKEND": "tornado", "RUNSERVER": 0}, ["asgiserve.E003", "asgiserve.E008"]),
+    ],
+)
+def test_each_mistake_is_one_problem(settings, value, ids) -> None:
+    assert problem_ids(settings, value) == ids
+
+
+def test_a_misspelt_key_gets_a_suggestion(settings) -> None:
+    settings.ASGISERVE = {"BAKCEND": "uvicorn"}
+    (problem,) = serve_settings.problems()
+    assert problem.hint == "Did you mean 'BACKEND'?"
+
+
+def test_load_raises_the_first_problem_with_its_id_and_hint(settings) -> None:
+    settings.ASGISERVE = {"BACKEND": "tornado"}
+    with pytest.raises(ImproperlyConfigured, match=r"\(asgiserve\.E003\)\nHINT: Choose one of"):
+        serve_settings.load()
+
+
+def test_load_gives_the_typed_view(settings) -> None:
+    settings.ASGISERVE = {
+        "BACKEND": "hypercorn",
+        "WATCH_PATHS": ["/srv/shared"],
+        "GRACEFUL_TIMEOUT": 3,
+        "FORWARDED_ALLOW_IPS": [" 10.0.0.0/8 "],
+    }
+    loaded = serve_settings.load()
+    assert loaded.backend == "hypercorn"
+    assert loaded.watch_paths == ("/srv/shared",)
+    assert loaded.graceful_timeout == 3.0
+    assert loaded.forwarded_allow_ips == ("10.0.0.0/8",)
+    assert loaded.test_backend == "auto"
