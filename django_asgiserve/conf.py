@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_HEADERS": False,
     "FORWARDED_ALLOW_IPS": list(DEFAULT_ALLOW_IPS),
     "LIFESPAN_SIGNALS": False,
+    "SYNC_FAST_PATH": True,
 }
 
 
@@ -55,6 +56,7 @@ class ServeSettings:
     proxy_headers: bool = False
     forwarded_allow_ips: tuple[str, ...] = DEFAULT_ALLOW_IPS
     lifespan_signals: bool = False
+    sync_fast_path: bool = True
 
 
 def raw() -> dict[str, Any]:
@@ -89,7 +91,7 @@ def problems() -> list[Problem]:
     merged = {**DEFAULTS, **value}
     found += _backend_problems(merged["BACKEND"])
     found += _options_problems(merged["OPTIONS"])
-    for key in ("RUNSERVER", "PROXY_HEADERS", "LIFESPAN_SIGNALS"):
+    for key in ("RUNSERVER", "PROXY_HEADERS", "LIFESPAN_SIGNALS", "SYNC_FAST_PATH"):
         if not isinstance(merged[key], bool):
             found.append(Problem("asgiserve.E008", f"ASGISERVE[{key!r}] must be True or False."))
     for key in ("WATCH_PATHS", "WATCH_IGNORE", "FORWARDED_ALLOW_IPS"):
@@ -185,4 +187,5 @@ def load() -> ServeSettings:
         proxy_headers=merged["PROXY_HEADERS"],
         forwarded_allow_ips=tuple(e.strip() for e in merged["FORWARDED_ALLOW_IPS"]),
         lifespan_signals=merged["LIFESPAN_SIGNALS"],
+        sync_fast_path=merged["SYNC_FAST_PATH"],
     )

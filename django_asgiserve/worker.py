@@ -120,6 +120,9 @@ def load_application() -> Any:
     from django.urls import get_resolver
     from django.utils.module_loading import import_string
 
+    from django_asgiserve.asgi.handler import install_if_enabled
+
+    install_if_enabled()
     path = getattr(settings, "ASGI_APPLICATION", None)
     app = import_string(path) if path else get_asgi_application()
     if getattr(settings, "ROOT_URLCONF", None):

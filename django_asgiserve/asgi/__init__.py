@@ -1,0 +1,1 @@
+"""ASGI layers between the server and the project's Django application."""

@@ -1,0 +1,187 @@
+"""The sync fast path: Django's ``ASGIHandler`` that serves sync views in one thread hop.
+
+Django's own handler runs its middleware chain in async mode, so every sync middleware method,
+the sync view, each signal and the response's ``close()`` is a separate ``sync_to_async`` hop, in
+two fresh threads per request (the request's ``ThreadSensitiveContext``). :class:`SyncFastHandler`
+decides per request: when every middleware is sync-capable and the URL resolves (with the root
+URLconf) to a sync view, or to no view at all, it reads the body on the event loop as Django does,
+then runs what ``WSGIHandler`` runs (``request_started``, the request, the sync middleware chain
+built by ``load_middleware(is_async=False)``, ``request_finished``) in ONE hop to a bounded
+thread pool the handler owns, and sends the response from the event loop. Anything else (an async
+view, an async-only middleware, a URL it cannot resolve) goes to Django's own async path, so async
+views still run on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import tempfile
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import django
+from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.conf import settings
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import FileResponse, HttpResponseBase
+from django.urls import Resolver404, URLResolver, get_resolver, set_script_prefix
+from django.utils.module_loading import import_string
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: Threads that run sync requests, per worker process: as many requests at once as a threaded
+#: WSGI server with this many threads (each with its own database connection).
+SYNC_THREADS = 8
+#: Distinct paths whose view kind (sync or not) is remembered.
+RESOLVE_CACHE_SIZE = 4096
+
+
+def get_asgi_application() -> SyncFastHandler:
+    """What ``django.core.asgi.get_asgi_application`` returns in a worker with the fast path on."""
+    django.setup(set_prefix=False)
+    return SyncFastHandler()
+
+
+def middleware_all_sync_capable() -> bool:
+    """Whether every entry of ``MIDDLEWARE`` can run in a sync chain without an adapter."""
+    return all(getattr(import_string(path), "sync_capable", True) for path in settings.MIDDLEWARE)
+
+
+class SyncChain(ASGIHandler):
+    """Django's ASGI handler with its middleware loaded in sync mode, as ``WSGIHandler`` loads it.
+
+    It keeps ``ASGIHandler``'s requests, response handling and last-chance error handling; only
+    :class:`SyncFastHandler` calls it, from a pool thread.
+    """
+
+    def __init__(self) -> None:  # not ASGIHandler's, which loads the async chain
+        self.load_middleware(is_async=False)
+
+
+class SyncFastHandler(ASGIHandler):
+    """``ASGIHandler`` with the sync fast path (see the module's docstring)."""
+
+    def __init__(self, threads: int = SYNC_THREADS) -> None:
+        super().__init__()
+        self.sync_chain = SyncChain() if middleware_all_sync_capable() else None
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="asgiserve-sync")
+        # One hop per request: asgiref's, so that context variables reach the thread and
+        # async_to_sync() inside a view runs its coroutine on this worker's event loop.
+        self.respond_in_thread = sync_to_async(
+            self.respond, thread_sensitive=False, executor=self.pool
+        )
+        self.close_in_thread = sync_to_async(
+            self.close_response, thread_sensitive=False, executor=self.pool
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.sync_chain is None or scope["type"] != "http" or not self.serves_sync(scope):
+            await super().__call__(scope, receive, send)
+            return
+        await self.handle_sync(scope, receive, send)
+
+    def serves_sync(self, scope: Scope) -> bool:
+        """Whether the request's path resolves (with the root URLconf) to a sync view or none.
+
+        A middleware that sets ``request.urlconf`` can still route it elsewhere: the sync chain
+        then serves whatever it resolves, an async view as ``WSGIHandler`` would (awaited on this
+        worker's event loop through ``async_to_sync``).
+        """
+        # The path_info ASGIRequest will compute.
+        path = scope["path"].removeprefix(get_script_prefix(scope))
+        return resolves_to_sync(get_resolver(), path)
+
+    async def handle_sync(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            response = await self.respond_in_thread(scope, body_file)
+            if response.streaming:
+                await self.stream(response, receive, send)
+            else:
+                await self.send_response(response, send)
+        finally:
+            body_file.close()
+
+    def respond(
+        self, scope: Scope, body_file: tempfile.SpooledTemporaryFile[bytes]
+    ) -> HttpResponseBase:
+        """What ``WSGIHandler.__call__`` does, in one pool thread: signals, request, response.
+
+        A complete response is closed here (sending ``request_finished`` in this thread) before
+        its bytes go out; a streaming one is closed after the stream, in a pool thread.
+        """
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            response = error_response
+        else:
+            assert self.sync_chain is not None
+            response = self.sync_chain.get_response(request)
+            response._handler_class = self.__class__
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size
+        if not response.streaming:
+            response.close()
+        return response
+
+    async def stream(self, response: HttpResponseBase, receive: Receive, send: Send) -> None:
+        """Send a streaming response as Django does: stopped when the client disconnects."""
+        sending = asyncio.create_task(self.send_response(response, send))
+        listening = asyncio.create_task(self.listen_for_disconnect(receive))
+        try:
+            await asyncio.wait((sending, listening), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (listening, sending):
+                if not task.done():
+                    task.cancel()
+                    try:
+                        await task
+                    except (asyncio.CancelledError, RequestAborted):
+                        pass
+            await self.close_in_thread(response)
+        if sending.done() and not sending.cancelled():
+            sending.result()
+        elif listening.done() and not listening.cancelled():
+            try:
+                listening.result()
+            except RequestAborted:
+                pass
+
+    @staticmethod
+    def close_response(response: HttpResponseBase) -> None:
+        response.close()
+
+
+@functools.lru_cache(maxsize=RESOLVE_CACHE_SIZE)
+def resolves_to_sync(resolver: URLResolver, path: str) -> bool:
+    try:
+        match = resolver.resolve(path)
+    except Resolver404:
+        return True  # a 404 page, served by the sync chain as WSGIHandler serves it
+    except Exception:
+        return False  # let Django's own path raise and report it
+    return not iscoroutinefunction(match.func)
+
+
+def install_if_enabled() -> None:
+    """Make ``django.core.asgi.get_asgi_application`` build a :class:`SyncFastHandler` in this
+    process when ``ASGISERVE["SYNC_FAST_PATH"]`` is on, so that an ``ASGI_APPLICATION`` calling
+    it (alone or inside a router) gets the fast path. Called before the project's module loads.
+    """
+    import django.core.asgi
+
+    from django_asgiserve import conf
+
+    if conf.load().sync_fast_path:
+        django.core.asgi.get_asgi_application = get_asgi_application
