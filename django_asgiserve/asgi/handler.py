@@ -139,24 +139,17 @@ class SyncFastHandler(ASGIHandler):
         """Send a streaming response as Django does: stopped when the client disconnects."""
         sending = asyncio.create_task(self.send_response(response, send))
         listening = asyncio.create_task(self.listen_for_disconnect(receive))
+        tasks = (listening, sending)
         try:
-            await asyncio.wait((sending, listening), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (listening, sending):
-                if not task.done():
-                    task.cancel()
-                    try:
-                        await task
-                    except (asyncio.CancelledError, RequestAborted):
-                        pass
+            for task in tasks:
+                task.cancel()
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
             await self.close_in_thread(response)
-        if sending.done() and not sending.cancelled():
-            sending.result()
-        elif listening.done() and not listening.cancelled():
-            try:
-                listening.result()
-            except RequestAborted:
-                pass
+        failure = outcomes[1]
+        if isinstance(failure, Exception):
+            raise failure
 
     @staticmethod
     def close_response(response: HttpResponseBase) -> None:
