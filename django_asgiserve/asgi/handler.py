@@ -4,7 +4,7 @@ Django's own handler runs its middleware chain in async mode, so every sync midd
 the sync view, each signal and the response's ``close()`` is a separate ``sync_to_async`` hop, in
 two fresh threads per request (the request's ``ThreadSensitiveContext``). :class:`SyncFastHandler`
 decides per request: when every middleware is sync-capable and the URL resolves (with the root
-URLconf) to a sync view, or to no view at all, it reads the body on the event loop as Django does,
+URLconf) to a sync view, it reads the body on the event loop as Django does,
 then runs what ``WSGIHandler`` runs (``request_started``, the request, the sync middleware chain
 built by ``load_middleware(is_async=False)``, ``request_finished``) in ONE hop to a bounded
 thread pool the handler owns, and sends the response from the event loop. Anything else (an async
@@ -15,6 +15,7 @@ views still run on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import tempfile
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -28,7 +29,7 @@ from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse, HttpResponseBase
-from django.urls import Resolver404, URLResolver, get_resolver, set_script_prefix
+from django.urls import URLResolver, get_resolver, set_script_prefix
 from django.utils.module_loading import import_string
 
 Scope = MutableMapping[str, Any]
@@ -82,35 +83,66 @@ class SyncFastHandler(ASGIHandler):
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.sync_chain is None or scope["type"] != "http" or not self.serves_sync(scope):
+        if scope["type"] != "http" or not self.serves_sync(scope):
             await super().__call__(scope, receive, send)
             return
         await self.handle_sync(scope, receive, send)
 
     def serves_sync(self, scope: Scope) -> bool:
-        """Whether the request's path resolves (with the root URLconf) to a sync view or none.
+        """Whether the request's path resolves (with the root URLconf) to a sync view.
 
         A middleware that sets ``request.urlconf`` can still route it elsewhere: the sync chain
         then serves whatever it resolves, an async view as ``WSGIHandler`` would (awaited on this
         worker's event loop through ``async_to_sync``).
         """
+        # Not set up by a subclass that skips __init__ (staticfiles' handler), or a request class
+        # routing with its own URLconf: only Django's own path can tell what the view is.
+        if getattr(self, "sync_chain", None) is None or hasattr(self.request_class, "urlconf"):
+            return False
         # The path_info ASGIRequest will compute.
         path = scope["path"].removeprefix(get_script_prefix(scope))
         return resolves_to_sync(get_resolver(), path)
 
     async def handle_sync(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Django's request cycle with the sync work in one hop; a disconnect while the view
+        runs or the response streams stops it, as in ``ASGIHandler.handle``."""
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
+        listening = asyncio.create_task(self.listen_for_disconnect(receive))
+        responding = asyncio.create_task(self.respond_and_send(scope, body_file, send))
         try:
-            response = await self.respond_in_thread(scope, body_file)
-            if response.streaming:
-                await self.stream(response, receive, send)
-            else:
-                await self.send_response(response, send)
+            await asyncio.wait((listening, responding), return_when=asyncio.FIRST_COMPLETED)
+            for task in (listening, responding):
+                if not task.done():
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RequestAborted):
+                    await task  # an AssertionError (a message after the body) goes up
         finally:
             body_file.close()
+
+    async def respond_and_send(
+        self, scope: Scope, body_file: tempfile.SpooledTemporaryFile[bytes], send: Send
+    ) -> None:
+        hop = asyncio.ensure_future(self.respond_in_thread(scope, body_file))
+        try:
+            # The thread cannot be stopped: if the client goes first, close what it returns.
+            response = await asyncio.shield(hop)
+        except asyncio.CancelledError:
+            hop.add_done_callback(self.close_abandoned)
+            raise
+        try:
+            await self.send_response(response, send)
+        except asyncio.CancelledError:
+            pass  # the client went away while the response was sent
+        finally:
+            if response.streaming:
+                await self.close_in_thread(response)
+
+    def close_abandoned(self, hop: asyncio.Future[HttpResponseBase]) -> None:
+        if not hop.cancelled() and hop.exception() is None and hop.result().streaming:
+            self.pool.submit(hop.result().close)
 
     def respond(
         self, scope: Scope, body_file: tempfile.SpooledTemporaryFile[bytes]
@@ -135,22 +167,6 @@ class SyncFastHandler(ASGIHandler):
             response.close()
         return response
 
-    async def stream(self, response: HttpResponseBase, receive: Receive, send: Send) -> None:
-        """Send a streaming response as Django does: stopped when the client disconnects."""
-        sending = asyncio.create_task(self.send_response(response, send))
-        listening = asyncio.create_task(self.listen_for_disconnect(receive))
-        tasks = (listening, sending)
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-            await self.close_in_thread(response)
-        failure = outcomes[1]
-        if isinstance(failure, Exception):
-            raise failure
-
     @staticmethod
     def close_response(response: HttpResponseBase) -> None:
         response.close()
@@ -160,10 +176,10 @@ class SyncFastHandler(ASGIHandler):
 def resolves_to_sync(resolver: URLResolver, path: str) -> bool:
     try:
         match = resolver.resolve(path)
-    except Resolver404:
-        return True  # a 404 page, served by the sync chain as WSGIHandler serves it
     except Exception:
-        return False  # let Django's own path raise and report it
+        # A 404 here may be a view in a URLconf a middleware or the request class sets: only
+        # Django's own path can tell, and it serves the 404 page (or the error) otherwise.
+        return False
     return not iscoroutinefunction(match.func)
 
 
