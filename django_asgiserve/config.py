@@ -222,6 +222,9 @@ def check_asgi_application() -> None:
     from django.conf import settings
     from django.core.management.base import CommandError
 
+    from django_asgiserve.asgi.handler import install_if_enabled
+
+    install_if_enabled()  # before the project's module is imported here
     path = getattr(settings, "ASGI_APPLICATION", None)
     if not path:
         return

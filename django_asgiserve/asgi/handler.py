@@ -186,11 +186,13 @@ def resolves_to_sync(resolver: URLResolver, path: str) -> bool:
 def install_if_enabled() -> None:
     """Make ``django.core.asgi.get_asgi_application`` build a :class:`SyncFastHandler` in this
     process when ``ASGISERVE["SYNC_FAST_PATH"]`` is on, so that an ``ASGI_APPLICATION`` calling
-    it (alone or inside a router) gets the fast path. Called before the project's module loads.
+    it (alone or inside a router) gets the fast path. Called before the project's module loads
+    (in the command's process, whose first workers are forks of it, and in each worker).
     """
     import django.core.asgi
 
     from django_asgiserve import conf
 
-    if conf.load().sync_fast_path:
+    # The raw value: a broken ASGISERVE is reported by the command's own validation.
+    if conf.raw().get("SYNC_FAST_PATH", True) is True:
         django.core.asgi.get_asgi_application = get_asgi_application

@@ -39,8 +39,19 @@ def django_tests(cache: Path) -> Path:
         return unpacked / "tests"
     cache.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:",
-         "--no-deps", f"Django=={version}", "--dest", str(cache)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-binary",
+            ":all:",
+            "--no-deps",
+            f"Django=={version}",
+            "--dest",
+            str(cache),
+        ],
         capture_output=True,
         text=True,
     )
