@@ -90,6 +90,8 @@ def main() -> None:
     tests = django_tests(options.cache)
     if not options.no_substitute:
         substitute()
+    # Django's suite settings, not a caller's (pytest-django exports its own).
+    os.environ["DJANGO_SETTINGS_MODULE"] = "test_sqlite"
     os.chdir(tests)
     sys.path.insert(0, str(tests))
     sys.argv = [str(tests / "runtests.py"), "--parallel", "1", *extra, *options.labels]
