@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 
 import httpx
 import pytest
 
-from tests.conftest import DEADLINE, EventStream, wait_for
+from tests.conftest import DEADLINE, EventStream, child_environ, wait_for
 from tests.helpers import fastpath_project
 
 POOL_THREAD = "asgiserve-sync"
@@ -77,3 +79,21 @@ def test_requests_with_reloader(project, start, backend, workers):
     fastpath_project.install(project, fast=True)
     server = start("--backend", backend, "--workers", str(workers)).wait_serving()
     check_requests(server, fast=True)
+
+
+def test_a_fast_path_setting_that_is_not_a_bool_is_refused(project):
+    (project / "testproject" / "settings_bad.py").write_text(
+        'from .settings import *  # noqa: F403\n\nASGISERVE = {"SYNC_FAST_PATH": "yes"}\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--settings", "testproject.settings_bad"],
+        cwd=project,
+        env=child_environ(),
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "(asgiserve.E008) ASGISERVE['SYNC_FAST_PATH'] must be True or False." in output
+    assert "Traceback" not in output
