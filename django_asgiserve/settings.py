@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "FORWARDED_ALLOW_IPS": list(DEFAULT_ALLOW_IPS),
     "LIFESPAN_SIGNALS": False,
     "TEST_BACKEND": "auto",
+    "SYNC_FAST_PATH": True,
 }
 
 
@@ -57,6 +58,7 @@ class ServeSettings:
     lifespan_signals: bool = False
     #: The backend of the tests' live server (see :mod:`django_asgiserve.testing.live_server`).
     test_backend: str = "auto"
+    sync_fast_path: bool = True
 
 
 def raw() -> dict[str, Any]:
@@ -92,7 +94,7 @@ def problems() -> list[Problem]:
     found += _backend_problems(merged["BACKEND"])
     found += _options_problems(merged["OPTIONS"])
     found += _test_backend_problems(merged["TEST_BACKEND"])
-    for key in ("RUNSERVER", "PROXY_HEADERS", "LIFESPAN_SIGNALS"):
+    for key in ("RUNSERVER", "PROXY_HEADERS", "LIFESPAN_SIGNALS", "SYNC_FAST_PATH"):
         if not isinstance(merged[key], bool):
             found.append(Problem("asgiserve.E008", f"ASGISERVE[{key!r}] must be True or False."))
     for key in ("WATCH_PATHS", "WATCH_IGNORE", "FORWARDED_ALLOW_IPS"):
@@ -218,4 +220,5 @@ def load() -> ServeSettings:
         forwarded_allow_ips=tuple(e.strip() for e in merged["FORWARDED_ALLOW_IPS"]),
         lifespan_signals=merged["LIFESPAN_SIGNALS"],
         test_backend=merged["TEST_BACKEND"],
+        sync_fast_path=merged["SYNC_FAST_PATH"],
     )

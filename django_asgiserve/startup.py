@@ -156,6 +156,9 @@ def check_asgi_application() -> None:
     serves the application as soon as the file is fixed).
     """
 
+    from django_asgiserve.asgi.handler import install_if_enabled
+
+    install_if_enabled()  # before the project's module is imported here
     path = getattr(settings, "ASGI_APPLICATION", None)
     if not path:
         return

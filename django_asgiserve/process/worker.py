@@ -123,13 +123,17 @@ def close_in_child(channel: WorkerChannel) -> None:
 
 def load_application() -> Any:
     """``ASGI_APPLICATION`` (or Django's handler), with the URLconf imported ahead of requests."""
+    import django.core.asgi
     from django.conf import settings
-    from django.core.asgi import get_asgi_application
     from django.urls import get_resolver
     from django.utils.module_loading import import_string
 
+    from django_asgiserve.asgi.handler import install_if_enabled
+
+    install_if_enabled()
     path = getattr(settings, "ASGI_APPLICATION", None)
-    app = import_string(path) if path else get_asgi_application()
+    # Looked up after install_if_enabled(), which may have replaced it.
+    app = import_string(path) if path else django.core.asgi.get_asgi_application()
     if getattr(settings, "ROOT_URLCONF", None):
         get_resolver().url_patterns  # noqa: B018 - import urls and views now, not on a request
     return app

@@ -1,0 +1,198 @@
+"""The sync fast path: Django's ``ASGIHandler`` that serves sync views in one thread hop.
+
+Django's own handler runs its middleware chain in async mode, so every sync middleware method,
+the sync view, each signal and the response's ``close()`` is a separate ``sync_to_async`` hop, in
+two fresh threads per request (the request's ``ThreadSensitiveContext``). :class:`SyncFastHandler`
+decides per request: when every middleware is sync-capable and the URL resolves (with the root
+URLconf) to a sync view, it reads the body on the event loop as Django does,
+then runs what ``WSGIHandler`` runs (``request_started``, the request, the sync middleware chain
+built by ``load_middleware(is_async=False)``, ``request_finished``) in ONE hop to a bounded
+thread pool the handler owns, and sends the response from the event loop. Anything else (an async
+view, an async-only middleware, a URL it cannot resolve) goes to Django's own async path, so async
+views still run on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import tempfile
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import django
+from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.conf import settings
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import FileResponse, HttpResponseBase
+from django.urls import URLResolver, get_resolver, set_script_prefix
+from django.utils.module_loading import import_string
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: Threads that run sync requests, per worker process: as many requests at once as a threaded
+#: WSGI server with this many threads (each with its own database connection).
+SYNC_THREADS = 8
+#: Distinct paths whose view kind (sync or not) is remembered.
+RESOLVE_CACHE_SIZE = 4096
+
+
+def get_asgi_application() -> SyncFastHandler:
+    """What ``django.core.asgi.get_asgi_application`` returns in a worker with the fast path on."""
+    django.setup(set_prefix=False)
+    return SyncFastHandler()
+
+
+def middleware_all_sync_capable() -> bool:
+    """Whether every entry of ``MIDDLEWARE`` can run in a sync chain without an adapter."""
+    return all(getattr(import_string(path), "sync_capable", True) for path in settings.MIDDLEWARE)
+
+
+class SyncChain(ASGIHandler):
+    """Django's ASGI handler with its middleware loaded in sync mode, as ``WSGIHandler`` loads it.
+
+    It keeps ``ASGIHandler``'s requests, response handling and last-chance error handling; only
+    :class:`SyncFastHandler` calls it, from a pool thread.
+    """
+
+    def __init__(self) -> None:  # not ASGIHandler's, which loads the async chain
+        self.load_middleware(is_async=False)
+
+
+class SyncFastHandler(ASGIHandler):
+    """``ASGIHandler`` with the sync fast path (see the module's docstring)."""
+
+    def __init__(self, threads: int = SYNC_THREADS) -> None:
+        super().__init__()
+        self.sync_chain = SyncChain() if middleware_all_sync_capable() else None
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="asgiserve-sync")
+        # One hop per request: asgiref's, so that context variables reach the thread and
+        # async_to_sync() inside a view runs its coroutine on this worker's event loop.
+        self.respond_in_thread = sync_to_async(
+            self.respond, thread_sensitive=False, executor=self.pool
+        )
+        self.close_in_thread = sync_to_async(
+            self.close_response, thread_sensitive=False, executor=self.pool
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.serves_sync(scope):
+            await super().__call__(scope, receive, send)
+            return
+        await self.handle_sync(scope, receive, send)
+
+    def serves_sync(self, scope: Scope) -> bool:
+        """Whether the request's path resolves (with the root URLconf) to a sync view.
+
+        A middleware that sets ``request.urlconf`` can still route it elsewhere: the sync chain
+        then serves whatever it resolves, an async view as ``WSGIHandler`` would (awaited on this
+        worker's event loop through ``async_to_sync``).
+        """
+        # Not set up by a subclass that skips __init__ (staticfiles' handler), or a request class
+        # routing with its own URLconf: only Django's own path can tell what the view is.
+        if getattr(self, "sync_chain", None) is None or hasattr(self.request_class, "urlconf"):
+            return False
+        # The path_info ASGIRequest will compute.
+        path = scope["path"].removeprefix(get_script_prefix(scope))
+        return resolves_to_sync(get_resolver(), path)
+
+    async def handle_sync(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Django's request cycle with the sync work in one hop; a disconnect while the view
+        runs or the response streams stops it, as in ``ASGIHandler.handle``."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        listening = asyncio.create_task(self.listen_for_disconnect(receive))
+        responding = asyncio.create_task(self.respond_and_send(scope, body_file, send))
+        try:
+            await asyncio.wait((listening, responding), return_when=asyncio.FIRST_COMPLETED)
+            for task in (listening, responding):
+                if not task.done():
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RequestAborted):
+                    await task  # an AssertionError (a message after the body) goes up
+        finally:
+            body_file.close()
+
+    async def respond_and_send(
+        self, scope: Scope, body_file: tempfile.SpooledTemporaryFile[bytes], send: Send
+    ) -> None:
+        hop = asyncio.ensure_future(self.respond_in_thread(scope, body_file))
+        try:
+            # The thread cannot be stopped: if the client goes first, close what it returns.
+            response = await asyncio.shield(hop)
+        except asyncio.CancelledError:
+            hop.add_done_callback(self.close_abandoned)
+            raise
+        try:
+            await self.send_response(response, send)
+        except asyncio.CancelledError:
+            pass  # the client went away while the response was sent
+        finally:
+            if response.streaming:
+                await self.close_in_thread(response)
+
+    def close_abandoned(self, hop: asyncio.Future[HttpResponseBase]) -> None:
+        if not hop.cancelled() and hop.exception() is None and hop.result().streaming:
+            self.pool.submit(hop.result().close)
+
+    def respond(
+        self, scope: Scope, body_file: tempfile.SpooledTemporaryFile[bytes]
+    ) -> HttpResponseBase:
+        """What ``WSGIHandler.__call__`` does, in one pool thread: signals, request, response.
+
+        A complete response is closed here (sending ``request_finished`` in this thread) before
+        its bytes go out; a streaming one is closed after the stream, in a pool thread.
+        """
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            response = error_response
+        else:
+            assert self.sync_chain is not None
+            response = self.sync_chain.get_response(request)
+            response._handler_class = self.__class__
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size
+        if not response.streaming:
+            response.close()
+        return response
+
+    @staticmethod
+    def close_response(response: HttpResponseBase) -> None:
+        response.close()
+
+
+@functools.lru_cache(maxsize=RESOLVE_CACHE_SIZE)
+def resolves_to_sync(resolver: URLResolver, path: str) -> bool:
+    try:
+        match = resolver.resolve(path)
+    except Exception:
+        # A 404 here may be a view in a URLconf a middleware or the request class sets: only
+        # Django's own path can tell, and it serves the 404 page (or the error) otherwise.
+        return False
+    return not iscoroutinefunction(match.func)
+
+
+def install_if_enabled() -> None:
+    """Make ``django.core.asgi.get_asgi_application`` build a :class:`SyncFastHandler` in this
+    process when ``ASGISERVE["SYNC_FAST_PATH"]`` is on, so that an ``ASGI_APPLICATION`` calling
+    it (alone or inside a router) gets the fast path. Called before the project's module loads
+    (in the command's process, whose first workers are forks of it, and in each worker).
+    """
+    import django.core.asgi
+
+    from django_asgiserve import settings as serve_settings
+
+    # The raw value: a broken ASGISERVE is reported by the command's own validation.
+    if serve_settings.raw().get("SYNC_FAST_PATH", True) is True:
+        django.core.asgi.get_asgi_application = get_asgi_application

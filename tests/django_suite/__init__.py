@@ -1,0 +1,1 @@
+"""Django's own test suite run against asgiserve's handler."""

@@ -1,0 +1,102 @@
+"""Run Django's own test suite (from the installed release's sdist) with asgiserve's handler.
+
+    python tests/django_suite/run.py [--no-substitute] [--cache DIR] LABEL... [-- RUNTESTS-ARGS]
+
+"Substituted" means: wherever Django's code or tests build the ASGI handler
+(``django.core.handlers.asgi.ASGIHandler`` or ``django.core.asgi.get_asgi_application``, which
+``tests/asgi`` and ``staticfiles_tests`` use), they get
+:class:`django_asgiserve.asgi.handler.SyncFastHandler`. Django's test ``Client`` and
+``AsyncClient`` do not use ``ASGIHandler`` (they run ``BaseHandler`` directly) and are left alone.
+With ``--no-substitute`` the same labels run against Django's own handler, for comparison.
+
+The sdist is downloaded from PyPI once (``pip download``) into the cache directory (default: under
+the running interpreter's prefix). Exit status: 0 when every test passed, 1 on failures,
+2 when the sdist cannot be had (no network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+#: Exit status when PyPI is unreachable (the pytest wrapper skips on it).
+UNAVAILABLE = 2
+DEFAULT_LABELS = ("handlers", "asgi", "middleware")
+
+
+def django_tests(cache: Path) -> Path:
+    """The ``tests`` directory of the installed Django release's sdist, fetched if needed."""
+    import django
+
+    version = django.get_version()
+    unpacked = cache / f"django-{version}"
+    if (unpacked / "tests" / "runtests.py").is_file():
+        return unpacked / "tests"
+    cache.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-binary",
+            ":all:",
+            "--no-deps",
+            f"Django=={version}",
+            "--dest",
+            str(cache),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    archives = sorted(cache.glob(f"[Dd]jango-{version}.tar.gz"))
+    if result.returncode or not archives:
+        sys.stderr.write(f"cannot download Django {version}'s sdist:\n{result.stderr}")
+        raise SystemExit(UNAVAILABLE)
+    with tarfile.open(archives[0]) as archive:
+        archive.extractall(cache, filter="data")
+    return unpacked / "tests"
+
+
+def substitute() -> None:
+    """Make Django build asgiserve's handler wherever it builds its ASGI handler."""
+    import django.core.asgi
+    import django.core.handlers.asgi
+
+    from django_asgiserve.asgi import handler
+
+    django.core.handlers.asgi.ASGIHandler = handler.SyncFastHandler
+    django.core.asgi.ASGIHandler = handler.SyncFastHandler
+    django.core.asgi.get_asgi_application = handler.get_asgi_application
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-substitute", action="store_true", help="run Django's own handler")
+    parser.add_argument("--cache", type=Path, default=Path(sys.prefix) / "django-suite-cache")
+    parser.add_argument("labels", nargs="*", default=list(DEFAULT_LABELS))
+    argv = sys.argv[1:]
+    extra: list[str] = []
+    if "--" in argv:
+        extra = argv[argv.index("--") + 1 :]
+        argv = argv[: argv.index("--")]
+    options = parser.parse_args(argv)
+    tests = django_tests(options.cache)
+    if not options.no_substitute:
+        substitute()
+    # Django's suite settings, not a caller's (pytest-django exports its own).
+    os.environ["DJANGO_SETTINGS_MODULE"] = "test_sqlite"
+    os.chdir(tests)
+    sys.path.insert(0, str(tests))
+    sys.argv = [str(tests / "runtests.py"), "--parallel", "1", *extra, *options.labels]
+    runpy.run_path(str(tests / "runtests.py"), run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
