@@ -55,7 +55,7 @@ def middleware_all_sync_capable() -> bool:
     return all(getattr(import_string(path), "sync_capable", True) for path in settings.MIDDLEWARE)
 
 
-class SyncChain(ASGIHandler):
+class SyncChain(ASGIHandler):  # type: ignore[misc]
     """Django's ASGI handler with its middleware loaded in sync mode, as ``WSGIHandler`` loads it.
 
     It keeps ``ASGIHandler``'s requests, response handling and last-chance error handling; only
@@ -66,7 +66,7 @@ class SyncChain(ASGIHandler):
         self.load_middleware(is_async=False)
 
 
-class SyncFastHandler(ASGIHandler):
+class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
     """``ASGIHandler`` with the sync fast path (see the module's docstring)."""
 
     def __init__(self, threads: int = SYNC_THREADS) -> None:

@@ -16,9 +16,9 @@ import sys
 import httpx
 import pytest
 
+from tests.helpers import fastpath_project
 from tests.helpers.polling import DEADLINE, wait_for
 from tests.helpers.server import EventStream, child_environ
-from tests.helpers import fastpath_project
 
 POOL_THREAD = "asgiserve-sync"
 
