@@ -121,8 +121,9 @@ def close_in_child(channel: WorkerChannel) -> None:
         os.close(fd)
 
 
-def load_application() -> Any:
-    """``ASGI_APPLICATION`` (or Django's handler), with the URLconf imported ahead of requests."""
+def load_application(*, sync_fast_path: bool = True) -> Any:
+    """``ASGI_APPLICATION`` (or Django's handler), with the URLconf imported ahead of requests;
+    ``sync_fast_path``: whether Django's handler may be asgiserve's (as the setting says)."""
     import django.core.asgi
     from django.conf import settings
     from django.urls import get_resolver
@@ -130,7 +131,8 @@ def load_application() -> Any:
 
     from django_asgiserve.asgi.handler import install_if_enabled
 
-    install_if_enabled()
+    if sync_fast_path:
+        install_if_enabled()
     path = getattr(settings, "ASGI_APPLICATION", None)
     # Looked up after install_if_enabled(), which may have replaced it.
     app = import_string(path) if path else django.core.asgi.get_asgi_application()

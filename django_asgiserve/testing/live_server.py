@@ -223,7 +223,9 @@ class ASGILiveServer:
 
         from django_asgiserve.asgi.static import StaticFiles
 
-        app = worker.load_application()
+        # Django's own handler: the fast path's threads are not the request's thread-sensitive
+        # one, where the test's shared connection is installed.
+        app = worker.load_application(sync_fast_path=False)
         # As StaticLiveServerTestCase: the finders' files, whatever DEBUG is (tests run with
         # DEBUG off). Requests are not logged, as Django's live server does not log them.
         if apps.is_installed("django.contrib.staticfiles"):
