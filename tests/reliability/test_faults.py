@@ -112,7 +112,10 @@ def test_kill_9_of_a_worker_mid_request(start, rotating_backend, record):
         f"in-flight request: {type(outcome[0]).__name__ if outcome else 'no answer'}; "
         f"next request: {response.status_code} from a new worker after {waited:.2f} s",
     )
-    assert outcome and isinstance(outcome[0], httpx.HTTPError), outcome
+    # The stuck request ends: the connection is cut, or (a sync view on the sync fast path,
+    # whose handler returns when the server says the client is gone) the server answers 500.
+    assert outcome, outcome
+    assert isinstance(outcome[0], httpx.HTTPError) or outcome[0].status_code >= 500, outcome
     assert response.status_code == 200
     assert int(response.text) != victim
     assert server.process.poll() is None
@@ -134,7 +137,10 @@ def test_kill_9_of_the_supervisor_frees_everything_within_a_second(start, backen
     )
     assert ended is not None and ended <= 1.0, server.output
     assert freed is not None and freed <= 1.0
-    assert outcome and isinstance(outcome[0], httpx.HTTPError), outcome
+    # The stuck request ends: the connection is cut, or (a sync view on the sync fast path,
+    # whose handler returns when the server says the client is gone) the server answers 500.
+    assert outcome, outcome
+    assert isinstance(outcome[0], httpx.HTTPError) or outcome[0].status_code >= 500, outcome
 
 
 def state(pid: int) -> str:
@@ -268,7 +274,10 @@ def test_a_stuck_worker_is_ended_on_reload_and_on_ctrl_c(
         f"{ended - served:.2f} s later; Ctrl+C: exit {code} after {took:.2f} s "
         f"(a stuck worker is ended at {HARD_STOP:.1f} s)",
     )
-    assert outcome and isinstance(outcome[0], httpx.HTTPError), outcome
+    # The stuck request ends: the connection is cut, or (a sync view on the sync fast path,
+    # whose handler returns when the server says the client is gone) the server answers 500.
+    assert outcome, outcome
+    assert isinstance(outcome[0], httpx.HTTPError) or outcome[0].status_code >= 500, outcome
     assert ended - served <= HARD_STOP + SCHEDULING
     assert again != stuck
     assert code == 0, server.output
