@@ -10,12 +10,10 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django_asgiserve.backends.base import (
-    ACCEPTED_SETTLE_SECONDS,
     MANAGED,
     ASGIApp,
     Backend,
@@ -23,9 +21,8 @@ from django_asgiserve.backends.base import (
 )
 
 if TYPE_CHECKING:
+    from django_asgiserve.backends.daphne_server import GracefulServer
     from django_asgiserve.run_config import TLSFiles
-
-POLL_SECONDS = 0.05
 
 
 class DaphneBackend(Backend):
@@ -43,7 +40,7 @@ class DaphneBackend(Backend):
 
     # Importing daphne.server (or the reactor) installs an event loop: one per worker.
     worker_only_packages = ("daphne", "twisted", "autobahn", "txaio")
-    _server: Any = None
+    _server: GracefulServer | None = None
     _stop_requested = False
 
     @classmethod
@@ -68,52 +65,10 @@ class DaphneBackend(Backend):
 
     def serve(self, app: ASGIApp, sockets: list[socket.socket]) -> None:
         import daphne.server
-        from daphne.server import Server
-        from twisted.internet import reactor
         from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 
-        from django_asgiserve.backends.daphne_body import StreamedBodyServer, StreamingHTTPFactory
-
-        backend = self
-        ports: list[Any] = []
-
-        class GracefulServer(StreamedBodyServer, Server):  # type: ignore[misc]
-            def listen_success(self, port: Any) -> None:
-                ports.append(port)
-
-            async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
-                # daphne writes every body chunk into Twisted's buffer at once: a large
-                # response to a slow client would sit in memory whole. Wait for the buffer
-                # to drain between chunks, as the other servers do.
-                is_body = message.get("type") == "http.response.body"
-                if is_body and not message.get("more_body", False):
-                    WriteFlow.release(protocol)
-                await super().handle_reply(protocol, message)
-                if is_body and message.get("more_body", False):
-                    await WriteFlow.of(protocol).drained()
-
-            def stop(self) -> None:
-                if not reactor.running:
-                    self.abort_start = True
-                    return
-                for port in ports:
-                    port.stopListening()
-                deadline = time.monotonic() + backend.graceful_timeout
-                # A connection accepted a moment ago has no application yet: its request is
-                # still unread. Give it the time to start before judging what is idle.
-                # twisted.internet.reactor is typed as the module that installs it.
-                reactor.callLater(ACCEPTED_SETTLE_SECONDS, self._stop_when_idle, deadline)  # type: ignore[arg-type]
-
-            def _stop_when_idle(self, deadline: float) -> None:
-                busy = any(
-                    details.get("application_instance") is not None
-                    and not details["application_instance"].done()
-                    for details in self.connections.values()
-                )
-                if busy and time.monotonic() < deadline:
-                    reactor.callLater(POLL_SECONDS, self._stop_when_idle, deadline)  # type: ignore[arg-type]
-                elif reactor.running:
-                    reactor.stop()  # type: ignore[misc]
+        from django_asgiserve.backends.daphne_body import StreamingHTTPFactory
+        from django_asgiserve.backends.daphne_server import GracefulServer
 
         # daphne's "fd:" endpoint string cannot carry an IPv6 family; adopt each socket directly.
         adopted = {str(index): sock for index, sock in enumerate(sockets)}
@@ -132,7 +87,12 @@ class DaphneBackend(Backend):
             app = websocket_scheme_wss(app)
         endpoints = list(adopted)
         self._server = GracefulServer(
-            app, endpoints=endpoints, signal_handlers=False, verbosity=0, **self.options
+            app,
+            graceful_timeout=self.graceful_timeout,
+            endpoints=endpoints,
+            signal_handlers=False,
+            verbosity=0,
+            **self.options,
         )
         if self._stop_requested:
             return
@@ -144,46 +104,6 @@ class DaphneBackend(Backend):
             from twisted.internet import reactor
 
             reactor.callFromThread(self._server.stop)
-
-
-class WriteFlow:
-    """A Twisted push producer for one response: paused while the connection's write buffer
-    is full, so the ASGI ``send`` of the next body chunk can wait until it has drained."""
-
-    def __init__(self, request: Any) -> None:
-        import asyncio
-
-        self._resumed = asyncio.Event()
-        self._resumed.set()
-        # Finished or disconnected: nothing will drain any more, so never wait again.
-        request.notifyFinish().addBoth(lambda _: self.stopProducing())
-
-    @classmethod
-    def of(cls, request: Any) -> WriteFlow:
-        flow = getattr(request, "_asgiserve_flow", None)
-        if flow is None:
-            flow = request._asgiserve_flow = cls(request)
-            request.registerProducer(flow, True)
-        return flow
-
-    @staticmethod
-    def release(request: Any) -> None:
-        """Unregister before the last chunk: Twisted refuses to finish a request otherwise."""
-        if getattr(request, "_asgiserve_flow", None) is not None:
-            request._asgiserve_flow = None
-            request.unregisterProducer()
-
-    async def drained(self) -> None:
-        await self._resumed.wait()
-
-    def pauseProducing(self) -> None:
-        self._resumed.clear()
-
-    def resumeProducing(self) -> None:
-        self._resumed.set()
-
-    def stopProducing(self) -> None:
-        self._resumed.set()
 
 
 def tls_options(tls: TLSFiles) -> Any:

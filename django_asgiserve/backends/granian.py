@@ -15,7 +15,7 @@ import os
 import socket
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django_asgiserve.backends.base import (
     ACCEPTED_SETTLE_SECONDS,
@@ -25,6 +25,9 @@ from django_asgiserve.backends.base import (
     signature_names,
 )
 from django_asgiserve.sockets import BACKLOG
+
+if TYPE_CHECKING:
+    from django_asgiserve.backends.granian_server import InheritedSocketServer
 
 #: Options of granian's embedded server (and of its CLI, for users coming from it) that the
 #: supervisor and the worker own.
@@ -49,7 +52,7 @@ class GranianBackend(Backend):
     }
 
     _loop: asyncio.AbstractEventLoop | None = None
-    _servers: tuple[Any, ...] = ()
+    _servers: tuple[InheritedSocketServer, ...] = ()
     _serving: asyncio.Future[Any] | None = None
     _stop_requested = False
     _granian_fds: tuple[int, ...] = ()
@@ -67,15 +70,8 @@ class GranianBackend(Backend):
     def serve(self, app: ASGIApp, sockets: list[socket.socket]) -> None:
         from granian._granian import SocketHolder
         from granian.constants import Interfaces
-        from granian.server.embed import Server
 
-        class InheritedSocketServer(Server):
-            def __init__(self, holder: Any, **options: Any) -> None:
-                self._holder = holder
-                super().__init__(**options)
-
-            def _init_shared_socket(self) -> None:
-                self._ssp, self._shd, self._sfd = None, self._holder, self._holder.get_fd()
+        from django_asgiserve.backends.granian_server import InheritedSocketServer
 
         quiet_granian_logs()
         options: dict[str, Any] = {"log_level": "warning", "ssl_protocol_min": "tls1.2"}
@@ -133,7 +129,7 @@ class GranianBackend(Backend):
 
     def _shut_down(self) -> None:
         for server in self._servers:
-            server.stop()
+            server.stop()  # type: ignore[no-untyped-call]
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, ClassVar
 
 from django_asgiserve.backends.base import (
     ACCEPTED_SETTLE_SECONDS,
@@ -18,6 +18,9 @@ from django_asgiserve.backends.base import (
     signature_names,
 )
 from django_asgiserve.sockets import BACKLOG
+
+if TYPE_CHECKING:
+    from django_asgiserve.backends.uvicorn_server import StopAcceptingServer
 
 
 class UvicornBackend(Backend):
@@ -37,8 +40,7 @@ class UvicornBackend(Backend):
         **dict.fromkeys(("ssl_certfile", "ssl_keyfile"), "use --certfile and --keyfile"),
     }
 
-    _server: Any = None
-    _loop: asyncio.AbstractEventLoop | None = None
+    _server: StopAcceptingServer | None = None
     _stop_requested = False
 
     @classmethod
@@ -58,17 +60,7 @@ class UvicornBackend(Backend):
     def serve(self, app: ASGIApp, sockets: list[socket.socket]) -> None:
         import uvicorn
 
-        backend = self
-
-        class QuietServer(uvicorn.Server):
-            # The worker owns signal handling; uvicorn must not take SIGINT/SIGTERM.
-            @contextlib.contextmanager
-            def capture_signals(self) -> Iterator[None]:
-                yield
-
-            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-                backend._loop = asyncio.get_running_loop()
-                await super().startup(sockets)
+        from django_asgiserve.backends.uvicorn_server import StopAcceptingServer
 
         tls: dict[str, str] = {}
         if self.tls is not None:
@@ -91,25 +83,15 @@ class UvicornBackend(Backend):
         error_logger = logging.getLogger("uvicorn.error")
         error_logger.setLevel(logging.WARNING)
         error_logger.addFilter(not_a_stop_cancellation)
-        self._server = QuietServer(config)
+        self._server = StopAcceptingServer(config)
         if self._stop_requested:
             return
         self._server.run(sockets=sockets)
 
     def stop(self) -> None:
         self._stop_requested = True
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._stop_accepting)
-        elif self._server is not None:
-            self._server.should_exit = True
-
-    def _stop_accepting(self) -> None:
-        """Stop accepting at once, so the worker replacing this one gets every new connection;
-        shut down (which closes idle connections) once the ones already accepted are read."""
-        assert self._loop is not None
-        for server in getattr(self._server, "servers", []):
-            server.close()
-        self._loop.call_later(ACCEPTED_SETTLE_SECONDS, setattr, self._server, "should_exit", True)
+        if self._server is not None:
+            self._server.request_stop()
 
 
 def not_a_stop_cancellation(record: logging.LogRecord) -> bool:
