@@ -19,6 +19,8 @@ ENVIRON_KEY = "ASGISERVE_CONFIG"
 #: Seconds a worker gets to finish in-flight requests when it is stopped, by default.
 DEVELOPMENT_GRACE = 1.0
 PRODUCTION_GRACE = 10.0
+#: Milliseconds a worker's event loop may stay blocked before a warning, with the reloader.
+DEFAULT_LOOP_WARN_MS = 100.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,11 @@ class ServerConfig:
     http3: bool = False
     #: The reload this worker serves (see :mod:`tab_reload`): the same for all workers of one.
     generation: str = ""
+    #: Warn when a worker's event loop is blocked longer than this (0: no watchdog).
+    loop_warn_ms: float = 0.0
+    #: Whether the request log shows each request's duration (and queries, with DEBUG).
+    request_cost: bool = False
+    verbosity: int = 1
 
     @property
     def tls(self) -> TLSFiles | None:

@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "LIFESPAN_SIGNALS": False,
     "TEST_BACKEND": "auto",
     "SYNC_FAST_PATH": True,
+    "LOOP_WARN_MS": None,
+    "REQUEST_COST": True,
 }
 
 
@@ -59,6 +61,9 @@ class ServeSettings:
     #: The backend of the tests' live server (see :mod:`django_asgiserve.testing.live_server`).
     test_backend: str = "auto"
     sync_fast_path: bool = True
+    #: The event-loop watchdog's threshold (None: the default for the mode; see startup.py).
+    loop_warn_ms: float | None = None
+    request_cost: bool = True
 
 
 def raw() -> dict[str, Any]:
@@ -94,7 +99,8 @@ def problems() -> list[Problem]:
     found += _backend_problems(merged["BACKEND"])
     found += _options_problems(merged["OPTIONS"])
     found += _test_backend_problems(merged["TEST_BACKEND"])
-    for key in ("RUNSERVER", "PROXY_HEADERS", "LIFESPAN_SIGNALS", "SYNC_FAST_PATH"):
+    flags = ("RUNSERVER", "PROXY_HEADERS", "LIFESPAN_SIGNALS", "SYNC_FAST_PATH", "REQUEST_COST")
+    for key in flags:
         if not isinstance(merged[key], bool):
             found.append(Problem("asgiserve.E008", f"ASGISERVE[{key!r}] must be True or False."))
     for key in ("WATCH_PATHS", "WATCH_IGNORE", "FORWARDED_ALLOW_IPS"):
@@ -123,7 +129,29 @@ def problems() -> list[Problem]:
                 "ASGISERVE['GRACEFUL_TIMEOUT'] must be a number of seconds (0 or more) or None.",
             )
         )
+    found += _loop_warn_problems(merged["LOOP_WARN_MS"])
     return found
+
+
+def is_milliseconds(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def _loop_warn_problems(warn_ms: object) -> list[Problem]:
+    if warn_ms is None or is_milliseconds(warn_ms):
+        return []
+    return [
+        Problem(
+            "asgiserve.E013",
+            "ASGISERVE['LOOP_WARN_MS'] must be a number of milliseconds (0 or more: 0 turns "
+            f"the event-loop watchdog off) or None, not {warn_ms!r}.",
+        )
+    ]
 
 
 def _backend_problems(name: object) -> list[Problem]:
@@ -221,4 +249,6 @@ def load() -> ServeSettings:
         lifespan_signals=merged["LIFESPAN_SIGNALS"],
         test_backend=merged["TEST_BACKEND"],
         sync_fast_path=merged["SYNC_FAST_PATH"],
+        loop_warn_ms=None if merged["LOOP_WARN_MS"] is None else float(merged["LOOP_WARN_MS"]),
+        request_cost=merged["REQUEST_COST"],
     )

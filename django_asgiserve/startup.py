@@ -9,7 +9,7 @@ import importlib.util
 import os
 import ssl
 from importlib import import_module
-from typing import Any
+from typing import Any, TypedDict
 
 from django.apps import apps
 from django.conf import settings
@@ -21,7 +21,13 @@ from django_asgiserve import backends, checks
 from django_asgiserve import settings as serve_settings_module
 from django_asgiserve.asgi.proxy_headers import TrustedProxies
 from django_asgiserve.backends import Backend
-from django_asgiserve.run_config import DEVELOPMENT_GRACE, PRODUCTION_GRACE, ServerConfig
+from django_asgiserve.run_config import (
+    DEFAULT_LOOP_WARN_MS,
+    DEVELOPMENT_GRACE,
+    PRODUCTION_GRACE,
+    ServerConfig,
+)
+from django_asgiserve.settings import ServeSettings
 
 
 def resolve(options: dict[str, Any]) -> ServerConfig:
@@ -86,7 +92,31 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
         certfile=certfile,
         keyfile=keyfile,
         http3=http3,
+        **insight_options(options, serve_settings, reload),
     )
+
+
+class InsightOptions(TypedDict):
+    loop_warn_ms: float
+    request_cost: bool
+    verbosity: int
+
+
+def insight_options(
+    options: dict[str, Any], serve_settings: ServeSettings, reload: bool
+) -> InsightOptions:
+    """The watchdog's threshold (on by default with the reloader), the request-cost extras
+    (with the reloader) and the verbosity."""
+    loop_warn_ms = options.get("loop_warn_ms")
+    if loop_warn_ms is None:
+        loop_warn_ms = serve_settings.loop_warn_ms
+    if loop_warn_ms is None:
+        loop_warn_ms = DEFAULT_LOOP_WARN_MS if reload else 0.0
+    return {
+        "loop_warn_ms": float(loop_warn_ms),
+        "request_cost": reload and serve_settings.request_cost,
+        "verbosity": int(options.get("verbosity", 1)),
+    }
 
 
 def tls_files(certfile: str | None, keyfile: str | None) -> tuple[str, str]:

@@ -7,16 +7,18 @@ import time
 from typing import Any
 
 from django_asgiserve.asgi.types import ASGIApp, Message, Receive, Scope, Send
+from django_asgiserve.insight import request_cost as request_cost_module
 
 server_logger = logging.getLogger("django.server")
 
 
-def log_requests(app: ASGIApp) -> ASGIApp:
-    """Log each HTTP response and WebSocket connection on ``django.server``, as runserver does."""
+def log_requests(app: ASGIApp, *, request_cost: bool = False) -> ASGIApp:
+    """Log each HTTP response and WebSocket connection on ``django.server``, as runserver does
+    (with what each request cost, see :mod:`insight.request_cost`, when ``request_cost``)."""
 
     async def logging_app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await _logged_http(app, scope, receive, send)
+            await _logged_http(app, scope, receive, send, request_cost)
         elif scope["type"] == "websocket":
             await _logged_websocket(app, scope, receive, send)
         else:
@@ -39,8 +41,11 @@ def request_line(scope: Scope) -> str:
     return f"{scope.get('method', 'GET')} {target} HTTP/{scope.get('http_version', '1.1')}"
 
 
-async def _logged_http(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+async def _logged_http(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, request_cost: bool = False
+) -> None:
     status: int | None = None
+    cost = request_cost_module.begin() if request_cost else None
     size = 0
 
     async def counting_send(message: Message) -> None:
@@ -56,8 +61,9 @@ async def _logged_http(app: ASGIApp, scope: Scope, receive: Receive, send: Send)
     finally:
         code = status if status is not None else 500
         level = logging.ERROR if code >= 500 else logging.WARNING if code >= 400 else logging.INFO
+        spent = request_cost_module.end(cost) if cost is not None else ""
         server_logger.log(
-            level, '"%s" %s %s', request_line(scope), code, size, extra=log_extra(code)
+            level, '"%s" %s %s%s', request_line(scope), code, size, spent, extra=log_extra(code)
         )
 
 

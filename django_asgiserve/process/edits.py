@@ -9,10 +9,12 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from django_asgiserve.insight.reload_timeline import ReloadTimeline
 from django_asgiserve.process.children import Preloader, Worker
 from django_asgiserve.reload import changes
 from django_asgiserve.reload.changes import Classification
 from django_asgiserve.reload.watcher import Watcher
+from django_asgiserve.run_config import ServerConfig
 
 #: Seconds a worker may take to answer whether a change needs a reload.
 CLASSIFY_TIMEOUT = 5.0
@@ -21,6 +23,7 @@ CLASSIFY_TIMEOUT = 5.0
 class EditHandling:
     """The supervisor's reaction to edits; the state it uses is :class:`Supervisor`'s."""
 
+    config: ServerConfig
     say: Callable[[str], None]
     watcher: Watcher
     initial_roots: set[Path]
@@ -38,7 +41,10 @@ class EditHandling:
     async def current_preloader(self) -> Preloader | None:
         raise NotImplementedError
 
-    async def reload(self, *, cold: bool) -> None:
+    async def reload(self, *, cold: bool, timeline: ReloadTimeline | None = None) -> None:
+        raise NotImplementedError
+
+    def serving(self) -> bool:
         raise NotImplementedError
 
     async def watch(self) -> None:
@@ -51,7 +57,9 @@ class EditHandling:
     async def handle_changes(self) -> None:
         while self.pending_changes and not self.stop_requested.is_set():
             changed, self.pending_changes = self.pending_changes, set()
+            timeline = ReloadTimeline()
             action, reasons = await self.classify(changed)
+            timeline.mark("classified")
             if action == "none":
                 continue
             paths = [Path(p) for p in reasons] or sorted(changed)
@@ -64,7 +72,9 @@ class EditHandling:
             names = ", ".join(str(p) for p in paths[:3])
             more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
             self.say(f"{names}{more} changed, reloading.")
-            await self.reload(cold=stale or action == "cold")
+            await self.reload(cold=stale or action == "cold", timeline=timeline)
+            if self.serving():
+                self.say(timeline.summary(self.config.verbosity))
 
     async def classify(self, paths: set[Path]) -> Classification:
         """Ask every serving worker what ``paths`` changing means (none, reload or cold), and

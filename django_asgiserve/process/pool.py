@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from django_asgiserve.asgi.tab_reload import new_generation
+from django_asgiserve.insight.reload_timeline import ReloadTimeline
 from django_asgiserve.process.children import Child, Preloader, Worker
 from django_asgiserve.process.worker import HARD_STOP_MARGIN
 from django_asgiserve.run_config import ServerConfig
@@ -140,9 +141,12 @@ class Pool:
             or (preloader.used and not preloader.can_fork)
         )
 
-    async def reload(self, *, cold: bool, same_code: bool = False) -> None:
+    async def reload(
+        self, *, cold: bool, same_code: bool = False, timeline: ReloadTimeline | None = None
+    ) -> None:
         """Replace the serving workers with fresh ones, never leaving the sockets unserved;
-        ``same_code``: for workers that crashed, so the new ones keep their generation."""
+        ``same_code``: for workers that crashed, so the new ones keep their generation;
+        ``timeline``: marks when the preloader forks and when the new workers are ready."""
         async with self.reload_lock:
             if self.stop_requested.is_set():
                 return
@@ -151,9 +155,13 @@ class Pool:
                 preloader = await self.start_preloader()
             count = self.worker_count if preloader.can_fork else 1
             generation = self.generation if same_code else new_generation()
+            if timeline is not None:
+                timeline.mark("preloader started" if preloader is not self.preloader else "fork")
             started = await asyncio.gather(
                 *(self.spawn(preloader, slot, generation) for slot in self.slots(count))
             )
+            if timeline is not None:
+                timeline.mark("application loaded")
             workers = {worker for worker in started if worker is not None}
             if not workers:
                 self.warn("The new worker exited before it was ready; waiting for a change.")

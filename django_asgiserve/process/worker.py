@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 from django_asgiserve import signals
 from django_asgiserve.asgi import error_page, stack
 from django_asgiserve.asgi.error_page import ExcInfo
+from django_asgiserve.asgi.types import ASGIApp
 from django_asgiserve.backends.base import Backend
 from django_asgiserve.process import interrupts
 from django_asgiserve.process.protocol import WorkerChannel, WorkerCommand
@@ -100,7 +101,9 @@ def run(
             forwarded_allow_ips=config.forwarded_allow_ips,
             generation=generation,
             listener_paths=listener_paths(generation, broken=error is not None),
+            request_cost=config.request_cost and error is None,
         )
+        application = insight_hooks(application, config, error is None)
         if error is None:
             backend.announce = lambda signal: signals.send(signal, config, backend)
         if not backend.manages_workers:
@@ -112,6 +115,15 @@ def run(
         traceback.print_exc()
         exit_now(1)
     exit_now(0)
+
+
+def insight_hooks(application: ASGIApp, config: ServerConfig, loaded: bool) -> ASGIApp:
+    """The event-loop watchdog around ``application``; query counting for the request log."""
+    from django_asgiserve.insight import loop_watchdog, request_cost
+
+    if loaded and config.request_cost:
+        request_cost.install(debug=settings_debug())
+    return loop_watchdog.watch_loops(application, config.loop_warn_ms)
 
 
 def close_in_child(channel: WorkerChannel) -> None:

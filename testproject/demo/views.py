@@ -118,3 +118,52 @@ def upload(request):
 def body_size(request):
     """The size of ``request.body``: over DATA_UPLOAD_MAX_MEMORY_SIZE, Django answers 400."""
     return JsonResponse({"size": len(request.body)})
+
+
+async def blocking(request):
+    """An async view that blocks its event loop with time.sleep (?seconds=, default 0.3)."""
+    seconds = min(float(request.GET.get("seconds", 0.3)), MAX_SLOW_SECONDS)
+    time.sleep(seconds)  # blocks the loop: what the watchdog reports
+    return HttpResponse("slept", content_type="text/plain")
+
+
+def thread_sleep(request):
+    """A sync view that sleeps in its thread: the event loop keeps running."""
+    time.sleep(min(float(request.GET.get("seconds", 0.3)), MAX_SLOW_SECONDS))
+    return HttpResponse("slept", content_type="text/plain")
+
+
+def _run_queries(count, pause=0.0):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for n in range(count):
+            cursor.execute("SELECT %s", [n])
+            cursor.fetchone()
+            if pause:
+                time.sleep(pause)  # in the thread: overlaps concurrent requests
+    return count
+
+
+def queries(request):
+    """Run ?n= database queries (default 3), pausing ?pause= seconds after each."""
+    count = _run_queries(int(request.GET.get("n", 3)), float(request.GET.get("pause", 0)))
+    return HttpResponse(f"{count} queries", content_type="text/plain")
+
+
+async def async_queries(request):
+    """Run ?n= queries from an async view: via sync_to_async, and one through the async ORM
+    when ?orm=1 (Note.objects.acount())."""
+    from asgiref.sync import sync_to_async
+
+    from demo.models import Note
+
+    count = int(request.GET.get("n", 3))
+    pause = float(request.GET.get("pause", 0))
+    if request.GET.get("orm") == "1":
+        await Note.objects.acount()
+        count -= 1
+    for _ in range(count):
+        await sync_to_async(_run_queries)(1)
+        await asyncio.sleep(pause)
+    return HttpResponse("done", content_type="text/plain")

@@ -38,9 +38,14 @@ Environment variables:
 ``ASGISERVE_DEMO_WHITENOISE``
     ``"1"`` serves static files with whitenoise's middleware (if installed),
     from ``STATIC_ROOT`` after ``collectstatic``.
+``ASGISERVE_DEMO_SYNC_MIDDLEWARE``
+    ``"1"`` adds a sync-only and an async-capable middleware (``demo.middleware``).
+``ASGISERVE_DEMO_INSIGHT``
+    JSON merged into ``ASGISERVE``, e.g. ``{"LOOP_WARN_MS": 50, "REQUEST_COST": false}``.
 """
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -89,6 +94,10 @@ BROWSER_RELOAD = (
 if BROWSER_RELOAD:
     INSTALLED_APPS.append("django_browser_reload")
     MIDDLEWARE.append("django_browser_reload.middleware.BrowserReloadMiddleware")
+
+# Optional: the async-safety demo's middleware, one sync-only and one async-capable.
+if os.environ.get("ASGISERVE_DEMO_SYNC_MIDDLEWARE") == "1":
+    MIDDLEWARE += ["demo.middleware.sync_only_middleware", "demo.middleware.both_ways_middleware"]
 
 # Optional: django-debug-toolbar, shown to requests from this machine.
 DEBUG_TOOLBAR = (
@@ -173,3 +182,5 @@ ASGISERVE = {
     "RUNSERVER": True,
     "LIFESPAN_SIGNALS": True,
 }
+# Optional: the async-safety settings, as JSON (for example {"REQUEST_COST": false}).
+ASGISERVE.update(json.loads(os.environ.get("ASGISERVE_DEMO_INSIGHT", "{}")))

@@ -18,6 +18,10 @@ urlpatterns = [
     path("lifespan/", views.lifespan, name="lifespan"),
     path("upload/", views.upload, name="upload"),
     path("body-size/", views.body_size, name="body-size"),
+    path("blocking/", views.blocking, name="blocking"),
+    path("thread-sleep/", views.thread_sleep, name="thread-sleep"),
+    path("queries/", views.queries, name="queries"),
+    path("async-queries/", views.async_queries, name="async-queries"),
     path("admin/", admin.site.urls),
 ]
 

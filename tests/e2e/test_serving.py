@@ -32,7 +32,9 @@ APP_CSS_FILE = Path("demo/static/demo/app.css")
 MESSAGE = "hello from testproject"
 #: runserver's request log line: ``[22/Nov/2026 20:03:11] "GET /sync/ HTTP/1.1" 200 22``.
 STAMP = r"\[\d{2}/[A-Z][a-z]{2}/\d{4} \d{2}:\d{2}:\d{2}\]"
-LOG_LINE = re.compile(rf'^{STAMP} "(GET|HEAD) (\S+) HTTP/1\.1" (\d{{3}}) (\d+)$')
+#: With the reloader, what the request cost follows (see test_request_cost).
+COST = r"( \(\d+ ms(, \d+ quer(y|ies)( in [\d.]+ ms)?)?\))?"
+LOG_LINE = re.compile(rf'^{STAMP} "(GET|HEAD) (\S+) HTTP/1\.1" (\d{{3}}) (\d+){COST}$')
 WS_LINE = re.compile(
     rf"^{STAMP} WebSocket (CONNECT|DISCONNECT|REJECT) (/ws/\S*) \[127\.0\.0\.1:\d+\]"
     r"( \(\d+\.\ds\))?$"

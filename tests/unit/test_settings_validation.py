@@ -30,6 +30,11 @@ def problem_ids(settings, value: object) -> list[str]:
         ({"GRACEFUL_TIMEOUT": float("nan")}, ["asgiserve.E010"]),
         ({"GRACEFUL_TIMEOUT": True}, ["asgiserve.E010"]),
         ({"GRACEFUL_TIMEOUT": None}, []),
+        ({"LOOP_WARN_MS": -1}, ["asgiserve.E013"]),
+        ({"LOOP_WARN_MS": "fast"}, ["asgiserve.E013"]),
+        ({"LOOP_WARN_MS": True}, ["asgiserve.E013"]),
+        ({"LOOP_WARN_MS": 0}, []),
+        ({"REQUEST_COST": "yes"}, ["asgiserve.E008"]),
         ({"BACKEND": "tornado", "RUNSERVER": 0}, ["asgiserve.E003", "asgiserve.E008"]),
     ],
 )

@@ -31,7 +31,7 @@ class Command(BaseCommand):  # type: ignore[misc]
     help = "Starts an ASGI server (uvicorn, daphne, hypercorn, granian, gunicorn) like runserver."
 
     requires_system_checks: list[str] = []
-    suppressed_base_arguments = {"--verbosity", "--traceback"}
+    suppressed_base_arguments = {"--traceback"}
     stealth_options = ("shutdown_message",)
     #: Non-loopback addresses served with DEBUG on: the banner warns about each.
     exposed: tuple[str, ...] = ()
@@ -106,6 +106,14 @@ class Command(BaseCommand):  # type: ignore[misc]
             "the backends that speak it. Needs --keyfile.",
         )
         parser.add_argument("--keyfile", metavar="PATH", help="The certificate's private key.")
+        parser.add_argument(
+            "--loop-warn-ms",
+            type=milliseconds,
+            metavar="MS",
+            help="Warn when a worker's event loop is blocked longer than MS milliseconds; 0 "
+            f"turns it off (default: ASGISERVE['LOOP_WARN_MS'], else "
+            f"{run_config.DEFAULT_LOOP_WARN_MS:g} with the reloader, off with --noreload).",
+        )
         parser.add_argument(
             "--http3",
             action="store_true",
@@ -204,6 +212,11 @@ class Command(BaseCommand):  # type: ignore[misc]
             for connection in connections.all(initialized_only=True):
                 connection.close()
         self.stdout.write(self.banner(server_config, urls))
+        if server_config.reload or server_config.verbosity >= 2:
+            from django_asgiserve.insight import sync_hops
+
+            if hops := sync_hops.report():
+                self.stdout.write(self.style.WARNING(hops))
 
     def banner(self, server_config: run_config.ServerConfig, urls: list[str]) -> str:
         backend = backends.get(server_config.backend)
@@ -266,3 +279,13 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise ValueError(text)
     return value
+
+
+def milliseconds(value: str) -> float:
+    """``--loop-warn-ms``: a finite number of milliseconds, 0 or more."""
+    try:
+        return seconds(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a number of milliseconds (0 or more)."
+        ) from None

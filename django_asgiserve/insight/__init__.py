@@ -1,0 +1,1 @@
+"""What the server lets a developer see about their code: blocked loops, sync hops, costs."""
