@@ -102,10 +102,10 @@ def test_rolling_deploy_host_by_host(fleet, record):
 
 
 def test_a_host_restart_under_posts(fleet, record):
-    # nginx does not resend a POST it has sent: one that reaches a host as it stops fails (today
-    # about 4 per SIGTERM, nginx's log says "Connection reset by peer while reading response
-    # header"). A drain delay (the host keeps serving while the balancer stops sending to it) is
-    # what would save them; put it in HOST_OPTIONS (tests/fleet/conftest.py) and this turns strict.
+    # nginx does not resend a POST it has sent: without --drain-delay (HOST_OPTIONS) one that
+    # reaches a host as it stops fails (about 4 per SIGTERM, "Connection reset by peer while
+    # reading response header"). With it, kept-alive connections end after an answer during the
+    # delay and the port then refuses new connections, which nginx retries on the other host.
     with Load(f"{fleet.balancer}/host/", CONCURRENCY, fleet.lb, method="POST") as load:
         begin = time.monotonic()
         load.wait_answered(begin, 200)
@@ -124,8 +124,6 @@ def test_a_host_restart_under_posts(fleet, record):
     }
     record(figures)
     assert outcomes
-    if any(o.failed for o in load.outcomes) and "--drain-delay" not in HOST_OPTIONS:
-        pytest.xfail("needs --drain-delay (issue 13): POSTs sent to a stopping host failed")
     assert not any(o.failed for o in load.outcomes), failures(load.outcomes)
 
 
