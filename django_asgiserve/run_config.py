@@ -65,6 +65,15 @@ class ServerConfig:
     #: Whether the request log shows each request's duration (and queries, with DEBUG).
     request_cost: bool = False
     verbosity: int = 1
+    #: ``--health-path``: answered before Django, 200 while serving, 503 once draining.
+    health_path: str = ""
+    #: ``--drain-delay``: seconds of serving (health 503) after SIGTERM before the stop.
+    drain_delay: float = 0.0
+    #: ``--startup-timeout``: with --noreload, seconds for a first worker to be ready (0: no bound).
+    startup_timeout: float = 60.0
+    #: ``--max-requests`` (0: no limit) and ``--max-requests-jitter``: see process.recycling.
+    max_requests: int = 0
+    max_requests_jitter: int = 0
 
     @property
     def tls(self) -> TLSFiles | None:

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "SYNC_FAST_PATH": True,
     "LOOP_WARN_MS": None,
     "REQUEST_COST": True,
+    "HEALTH_PATH": "",
+    "DRAIN_DELAY": 0,
 }
 
 
@@ -64,6 +66,8 @@ class ServeSettings:
     #: The event-loop watchdog's threshold (None: the default for the mode; see startup.py).
     loop_warn_ms: float | None = None
     request_cost: bool = True
+    health_path: str = ""
+    drain_delay: float = 0.0
 
 
 def raw() -> dict[str, Any]:
@@ -130,6 +134,28 @@ def problems() -> list[Problem]:
             )
         )
     found += _loop_warn_problems(merged["LOOP_WARN_MS"])
+    found += _fleet_problems(merged)
+    return found
+
+
+def _fleet_problems(merged: Mapping[str, Any]) -> list[Problem]:
+    """``HEALTH_PATH`` (a path or empty) and ``DRAIN_DELAY`` (seconds)."""
+    found = []
+    path = merged["HEALTH_PATH"]
+    if not isinstance(path, str) or (path and not path.startswith("/")):
+        found.append(
+            Problem("asgiserve.E014", "ASGISERVE['HEALTH_PATH'] must be a path starting with '/'.")
+        )
+    delay = merged["DRAIN_DELAY"]
+    if (
+        isinstance(delay, bool)
+        or not isinstance(delay, numbers.Real)
+        or not math.isfinite(delay)
+        or delay < 0
+    ):
+        found.append(
+            Problem("asgiserve.E015", "ASGISERVE['DRAIN_DELAY'] must be a number of seconds.")
+        )
     return found
 
 
@@ -251,4 +277,6 @@ def load() -> ServeSettings:
         sync_fast_path=merged["SYNC_FAST_PATH"],
         loop_warn_ms=None if merged["LOOP_WARN_MS"] is None else float(merged["LOOP_WARN_MS"]),
         request_cost=merged["REQUEST_COST"],
+        health_path=merged["HEALTH_PATH"],
+        drain_delay=float(merged["DRAIN_DELAY"]),
     )

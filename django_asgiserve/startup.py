@@ -93,7 +93,41 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
         keyfile=keyfile,
         http3=http3,
         **insight_options(options, serve_settings, reload),
+        **fleet_options(options, serve_settings),
     )
+
+
+class FleetOptions(TypedDict):
+    health_path: str
+    drain_delay: float
+    startup_timeout: float
+    max_requests: int
+    max_requests_jitter: int
+
+
+def fleet_options(options: dict[str, Any], serve_settings: ServeSettings) -> FleetOptions:
+    """The health path and drain delay (the command line over ``settings.ASGISERVE``), the
+    start-up timeout and the request limit."""
+    from django_asgiserve.process.failfast import DEFAULT_STARTUP_TIMEOUT
+
+    health_path = options.get("health_path")
+    if health_path is None:
+        health_path = serve_settings.health_path
+    if health_path and not health_path.startswith("/"):
+        raise CommandError(f"--health-path {health_path!r}: a path starts with '/'.")
+    drain_delay = options.get("drain_delay")
+    if drain_delay is None:
+        drain_delay = serve_settings.drain_delay
+    startup_timeout = options.get("startup_timeout")
+    return {
+        "health_path": health_path or "",
+        "drain_delay": float(drain_delay),
+        "startup_timeout": DEFAULT_STARTUP_TIMEOUT
+        if startup_timeout is None
+        else float(startup_timeout),
+        "max_requests": options.get("max_requests") or 0,
+        "max_requests_jitter": options.get("max_requests_jitter") or 0,
+    }
 
 
 class InsightOptions(TypedDict):

@@ -5,7 +5,8 @@ From the outside in: lifespan is answered here (Django's handler rejects it, and
 log warnings about that), then proxy headers are applied (with ``--proxy-headers``; see
 :mod:`proxy_headers`), then requests are logged in runserver's format (:mod:`access_log`), then
 open tabs follow reloads (:mod:`tab_reload`), then static files are served when runserver would
-serve them (:mod:`static`), then the project's ``ASGI_APPLICATION`` runs.
+serve them (:mod:`static`), then the project's ``ASGI_APPLICATION`` runs. With a health path
+(or a drain delay) :mod:`health` sits just inside lifespan, outside the request log.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def wrap(
     generation: str | None = None,
     listener_paths: frozenset[str] = frozenset(),
     request_cost: bool = False,
+    health_path: str | None = None,
 ) -> ASGIApp:
     """The project's application with asgiserve's layers around it; with the reloader's
     ``generation``, open tabs follow reloads (see :mod:`tab_reload`); with ``request_cost``,
@@ -43,6 +45,10 @@ def wrap(
         from django_asgiserve.asgi.proxy_headers import TrustedProxies, trust_proxy_headers
 
         app = trust_proxy_headers(app, TrustedProxies(forwarded_allow_ips))
+    if health_path is not None:  # outermost after lifespan: probes skip the log (see health)
+        from django_asgiserve.asgi.health import answer_health
+
+        app = answer_health(app, health_path)
     return answer_lifespan(app)
 
 

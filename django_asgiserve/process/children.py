@@ -176,6 +176,8 @@ class Worker(Child):
     replies: dict[int, asyncio.Future[Classification]] = field(default_factory=dict)
     #: With a socket per worker, the index of this worker's socket; None: it serves them all.
     slot: int | None = None
+    #: Set when it says it stopped accepting (see :mod:`draining`).
+    stopping_seen: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     async def started(

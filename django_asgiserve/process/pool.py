@@ -13,6 +13,7 @@ from typing import Any
 from django_asgiserve.asgi.tab_reload import new_generation
 from django_asgiserve.insight.reload_timeline import ReloadTimeline
 from django_asgiserve.process.children import Child, Preloader, Worker
+from django_asgiserve.process.failfast import crash_loop_failure
 from django_asgiserve.process.worker import HARD_STOP_MARGIN
 from django_asgiserve.run_config import ServerConfig
 
@@ -41,6 +42,13 @@ class Pool:
     last_crash: float
     warned_no_fork: bool
     generation: str
+    #: Between SIGTERM and the stop with --drain-delay: no reloads, a second signal kills.
+    draining: bool
+    #: Why a --noreload server gave up (see :mod:`failfast`), for the command's error.
+    failure: str | None
+
+    def serving(self) -> bool:
+        raise NotImplementedError
 
     def in_background(
         self, coroutine: Coroutine[Any, Any, Any] | asyncio.Future[Any]
@@ -148,7 +156,7 @@ class Pool:
         ``same_code``: for workers that crashed, so the new ones keep their generation;
         ``timeline``: marks when the preloader forks and when the new workers are ready."""
         async with self.reload_lock:
-            if self.stop_requested.is_set():
+            if self.stop_requested.is_set() or self.draining:
                 return
             preloader = await self.current_preloader()
             if cold or preloader is None or self.needs_new_preloader(preloader):
@@ -194,6 +202,10 @@ class Pool:
         self.last_crash = now
         self.crashes += 1
         delay = min(MAX_CRASH_BACKOFF, 0.1 * 2 ** (self.crashes - 1))
+        self.failure = crash_loop_failure(self.config, self.crashes, self.serving())
+        if self.failure:  # --noreload gives up
+            self.stop_requested.set()
+            return
         pid = worker.pid if worker else "the first worker"
         self.warn(f"Worker {pid} exited unexpectedly; starting a new one.")
         await asyncio.sleep(delay)

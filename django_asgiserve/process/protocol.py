@@ -19,10 +19,13 @@ supervisor     ``forked``          the worker forked for the last ``fork`` is ``
                ``imported``        done importing: ``can_fork``, ``preloaded`` now
 supervisor ->  ``changed``         what does the change of ``paths`` mean? (request ``id``)
 worker         ``stop``            stop gracefully
+               ``drain``           keep serving, the health path answering 503 (--drain-delay)
 worker ->      ``ready``           serving (``broken``: an error page)
 supervisor     ``watch``           watch these ``roots`` for me
                ``learned``         I imported these library ``modules`` the preloader had not
                ``classified``      the answer to ``changed`` ``id``: ``action`` and ``paths``
+               ``stopping``        I stopped accepting (the answer to ``stop``)
+               ``recycle``         replace me: I served my share (``reason``: max-requests)
 relay          question            ``id`` and ``paths``, to each of gunicorn's workers
                answer              ``id``, ``action`` and ``paths`` back
 ============== =================== ============================================================
@@ -79,6 +82,10 @@ class StopCommand(TypedDict):
     cmd: Literal["stop"]
 
 
+class DrainCommand(TypedDict):
+    cmd: Literal["drain"]
+
+
 class ReadyEvent(TypedDict):
     event: Literal["ready"]
     pid: int
@@ -103,6 +110,15 @@ class ClassifiedEvent(TypedDict):
     learned: list[str]
 
 
+class StoppingEvent(TypedDict):
+    event: Literal["stopping"]
+
+
+class RecycleEvent(TypedDict):
+    event: Literal["recycle"]
+    reason: Literal["max-requests"]
+
+
 class RelayQuestion(TypedDict):
     id: int
     paths: list[str]
@@ -116,8 +132,10 @@ class RelayAnswer(TypedDict):
 
 PreloaderCommand = ForkCommand | ImportCommand
 PreloaderEvent = BootedEvent | ForkedEvent | ImportedEvent
-WorkerCommand = ChangedCommand | StopCommand
-WorkerEvent = ReadyEvent | WatchEvent | LearnedEvent | ClassifiedEvent
+WorkerCommand = ChangedCommand | StopCommand | DrainCommand
+WorkerEvent = (
+    ReadyEvent | WatchEvent | LearnedEvent | ClassifiedEvent | StoppingEvent | RecycleEvent
+)
 RelayMessage = RelayQuestion | RelayAnswer
 Message = PreloaderCommand | PreloaderEvent | WorkerCommand | WorkerEvent | RelayMessage
 

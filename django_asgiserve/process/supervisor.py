@@ -28,6 +28,7 @@ from typing import Any
 
 from django_asgiserve import backends
 from django_asgiserve.asgi.tab_reload import new_generation
+from django_asgiserve.process import draining, failfast, recycling
 from django_asgiserve.process.children import Child, Preloader, Worker, fork_here
 from django_asgiserve.process.edits import EditHandling
 from django_asgiserve.process.pool import Pool, Say
@@ -38,6 +39,8 @@ from django_asgiserve.process.protocol import (
     ImportedEvent,
     LearnedEvent,
     ReadyEvent,
+    RecycleEvent,
+    StoppingEvent,
     WatchEvent,
     decode,
 )
@@ -90,6 +93,8 @@ class Supervisor(Pool, EditHandling):
         self.readers: set[asyncio.Task[None]] = set()
         #: The reload the serving workers belong to (a crashed one's replacement keeps it).
         self.generation = new_generation()
+        self.draining = False
+        self.failure: str | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -123,14 +128,18 @@ class Supervisor(Pool, EditHandling):
                 raise
             if self.config.reload:
                 self.in_background(self.watch())
-            await first_workers
+            self.failure = await failfast.first_ready(
+                first_workers, first, self.config, self.start_serving
+            )
+            if self.failure:
+                return 1
             if not self.config.reload and not self.serving():
                 # Without the reloader no edit can bring the project back: fail like runserver.
                 return 1
             await self.stop_requested.wait()
         finally:
             await self.shutdown()
-        return 0
+        return 1 if self.failure else 0
 
     def start_serving(self, task: asyncio.Future[list[Worker | None]]) -> None:
         workers = [] if task.cancelled() else task.result()
@@ -149,8 +158,12 @@ class Supervisor(Pool, EditHandling):
         self.in_background(self.reload(cold=True))
 
     def request_stop(self) -> None:
-        if self.stop_requested.is_set():  # a second Ctrl+C: no more waiting
+        if self.stop_requested.is_set() or self.draining:  # a second Ctrl+C: no more waiting
             self.kill_everything()
+        elif self.config.drain_delay > 0 and self.serving():
+            self.draining = True
+            draining.begin_drain(self.workers, self.config.drain_delay, self.stop_requested.set)
+            return
         self.stop_requested.set()
 
     async def shutdown(self) -> None:
@@ -158,7 +171,10 @@ class Supervisor(Pool, EditHandling):
         for task in self.background:
             task.cancel()
         workers = [*self.workers, *(c for c in self.retiring if isinstance(c, Worker))]
-        await asyncio.gather(*(self.stop_worker(w) for w in workers))
+        stopping = [self.stop_worker(w) for w in workers]
+        if self.draining:  # the port refuses once the workers stop accepting
+            stopping.append(draining.refuse_when_stopping(workers, self.sockets))
+        await asyncio.gather(*stopping)
         preloaders = {w.preloader for w in workers if w.preloader} | {
             c for c in self.retiring if isinstance(c, Preloader)
         }
@@ -233,6 +249,12 @@ class Supervisor(Pool, EditHandling):
             reply.set_result((message["action"], message["paths"]))
         self.learn(message.get("learned", []))
 
+    def handle_stopping(self, worker: Worker, message: StoppingEvent) -> None:
+        worker.stopping_seen.set()
+
+    def handle_recycle(self, worker: Worker, message: RecycleEvent) -> None:
+        self.in_background(recycling.recycle(self, worker))
+
     def handle_worker_closed(self, worker: Worker) -> None:
         if worker.preloader is not None:
             worker.preloader.workers.discard(worker)
@@ -254,4 +276,6 @@ class Supervisor(Pool, EditHandling):
         "watch": handle_watch,
         "learned": handle_learned,
         "classified": handle_classified,
+        "stopping": handle_stopping,
+        "recycle": handle_recycle,
     }

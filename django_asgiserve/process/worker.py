@@ -102,7 +102,10 @@ def run(
             generation=generation,
             listener_paths=listener_paths(generation, broken=error is not None),
             request_cost=config.request_cost and error is None,
+            health_path=config.health_path if config.health_path or config.drain_delay else None,
         )
+        if config.max_requests:
+            application = recycled(application, config, channel)
         application = insight_hooks(application, config, error is None)
         if error is None:
             backend.announce = lambda signal: signals.send(signal, config, backend)
@@ -124,6 +127,16 @@ def insight_hooks(application: ASGIApp, config: ServerConfig, loaded: bool) -> A
     if loaded and config.request_cost:
         request_cost.install(debug=settings_debug())
     return loop_watchdog.watch_loops(application, config.loop_warn_ms)
+
+
+def recycled(application: ASGIApp, config: ServerConfig, channel: WorkerChannel) -> ASGIApp:
+    """``application`` asking the supervisor for a replacement past --max-requests."""
+    from django_asgiserve.process import recycling
+
+    limit = recycling.request_limit(config.max_requests, config.max_requests_jitter)
+    return recycling.limit_requests(
+        application, limit, lambda: channel.send({"event": "recycle", "reason": "max-requests"})
+    )
 
 
 def close_in_child(channel: WorkerChannel) -> None:
@@ -201,6 +214,11 @@ def handle(
         )
     elif message["cmd"] == "stop":
         stop(backend, config)
+        channel.send({"event": "stopping"})
+    elif message["cmd"] == "drain":  # --drain-delay: keep serving, the health path says 503
+        from django_asgiserve.asgi.health import mark_draining
+
+        mark_draining()
 
 
 def stop(backend: Backend, config: ServerConfig) -> None:
@@ -208,6 +226,9 @@ def stop(backend: Backend, config: ServerConfig) -> None:
     timer = threading.Timer(config.graceful_timeout + HARD_STOP_MARGIN, exit_now, args=(1,))
     timer.daemon = True
     timer.start()
+    from django_asgiserve.asgi.health import mark_draining
+
+    mark_draining()
     # Cancelling what is still open when the grace period ends makes some event loops report
     # every cancelled task (Python 3.11 with hypercorn, say): expected here, not worth a line.
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)

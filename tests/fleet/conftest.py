@@ -34,8 +34,9 @@ HOSTS = ("h1", "h2")
 NAMESPACE_PREFIX = "asfleet"
 HOST_PORT = 8000
 REDIS_PORT = 6379
-#: Extra asgiserve options for every host; issue 13's drain delay goes here when it exists.
-HOST_OPTIONS: tuple[str, ...] = ()
+#: Extra asgiserve options for every host: the drain delay lets in-flight keep-alive
+#: connections end (responses say Connection: close) before the stop.
+HOST_OPTIONS: tuple[str, ...] = ("--drain-delay", "2", "--health-path", "/healthz")
 UPSTREAM_SERVER = re.compile(r"^(\s*)server \S+:\d+(.*;)$", re.MULTILINE)
 
 #: Figures each scenario recorded, printed at the end of the run.

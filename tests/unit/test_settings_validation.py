@@ -35,6 +35,13 @@ def problem_ids(settings, value: object) -> list[str]:
         ({"LOOP_WARN_MS": True}, ["asgiserve.E013"]),
         ({"LOOP_WARN_MS": 0}, []),
         ({"REQUEST_COST": "yes"}, ["asgiserve.E008"]),
+        ({"HEALTH_PATH": "healthz"}, ["asgiserve.E014"]),
+        ({"HEALTH_PATH": 1}, ["asgiserve.E014"]),
+        ({"HEALTH_PATH": "/healthz"}, []),
+        ({"DRAIN_DELAY": -1}, ["asgiserve.E015"]),
+        ({"DRAIN_DELAY": "soon"}, ["asgiserve.E015"]),
+        ({"DRAIN_DELAY": True}, ["asgiserve.E015"]),
+        ({"DRAIN_DELAY": 2.5}, []),
         ({"BACKEND": "tornado", "RUNSERVER": 0}, ["asgiserve.E003", "asgiserve.E008"]),
     ],
 )

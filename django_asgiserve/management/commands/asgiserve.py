@@ -22,6 +22,7 @@ from django.utils.version import get_docs_version
 
 from django_asgiserve import addrport, backends, checks, run_config, startup
 from django_asgiserve import sockets as listening
+from django_asgiserve.management.fleet_arguments import add_fleet_arguments
 from django_asgiserve.process.supervisor import Supervisor
 from django_asgiserve.reload import sources
 from django_asgiserve.reload.sources import module_files
@@ -85,6 +86,7 @@ class Command(BaseCommand):  # type: ignore[misc]
             f"(default {run_config.DEVELOPMENT_GRACE:g}, or {run_config.PRODUCTION_GRACE:g} with "
             "--noreload).",
         )
+        add_fleet_arguments(parser, seconds, positive_int)
         parser.add_argument(
             "--proxy-headers",
             action=argparse.BooleanOptionalAction,
@@ -180,6 +182,8 @@ class Command(BaseCommand):  # type: ignore[misc]
             code = supervisor.serve(lambda: self.before_serving(server_config, urls))
         except SystemCheckError as error:
             raise CommandError(str(error)) from None
+        if code and supervisor.failure:  # --noreload gave up (see process.failfast)
+            raise CommandError(supervisor.failure)
         if code:
             raise CommandError("The project could not be loaded (see the error above).")
         if options.get("shutdown_message"):

@@ -1,0 +1,42 @@
+"""The command's options for running behind a balancer or an orchestrator: the health path,
+the drain delay, the start-up timeout and worker recycling (see docs/deployment.md)."""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from collections.abc import Callable
+
+
+def add_fleet_arguments(
+    parser: ArgumentParser, seconds: Callable[[str], float], count: Callable[[str], int]
+) -> None:
+    """Add the options; ``seconds`` and ``count`` parse and check their values."""
+    parser.add_argument(
+        "--health-path",
+        metavar="PATH",
+        help="Answer PATH before Django: 200 while serving, 503 once stopping (default: "
+        "ASGISERVE['HEALTH_PATH'], else off).",
+    )
+    parser.add_argument(
+        "--drain-delay",
+        type=seconds,
+        help="Seconds to keep serving after SIGTERM, the health path answering 503, before "
+        "the graceful stop (default: ASGISERVE['DRAIN_DELAY'], else 0).",
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=seconds,
+        help="With --noreload, fail when no worker is ready within this many seconds "
+        "(default 60; 0: wait forever).",
+    )
+    parser.add_argument(
+        "--max-requests",
+        type=count,
+        help="Replace a worker (the new one ready first) after it has served this many "
+        "requests (default: no limit).",
+    )
+    parser.add_argument(
+        "--max-requests-jitter",
+        type=count,
+        help="Add up to this many requests to each worker's --max-requests, at random.",
+    )
