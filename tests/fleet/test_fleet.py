@@ -18,10 +18,11 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tests.conftest import DEADLINE, REPO, wait_for
 from tests.fleet.conftest import HOST_OPTIONS, HOSTS, NGINX_SITE, Fleet, Host, alive
 from tests.helpers.load import Load, Outcome
 from tests.helpers.netns import entered
+from tests.helpers.polling import DEADLINE, wait_for
+from tests.helpers.server import REPO
 
 pytestmark = pytest.mark.fleet
 
@@ -49,6 +50,18 @@ def wait_in_rotation(load: Load, host: str, after: float) -> None:
         lambda: load.count(lambda o: o.start >= after and o.host == host),
         what=f"nginx sending requests to {host}",
     )
+
+
+def wait_balanced(fleet: Fleet) -> None:
+    """Until nginx answers from every host (one it marked down comes back after fail_timeout)."""
+    seen: set[str] = set()
+
+    def every_host() -> bool:
+        with entered(fleet.lb), contextlib.suppress(httpx.HTTPError):
+            seen.add(httpx.get(f"http://{fleet.lb_address}/host/", timeout=5).json()["host"])
+        return seen >= set(HOSTS)
+
+    wait_for(every_host, what="nginx sending requests to every host")
 
 
 def reload(host: Host) -> None:
@@ -142,6 +155,7 @@ def receive(client: ClientConnection) -> dict[str, object]:
 
 def test_a_group_message_crosses_hosts_through_redis(fleet, record):
     clients: dict[ClientConnection, dict[str, object]] = {}
+    wait_balanced(fleet)
     with contextlib.ExitStack() as stack:
         # nginx takes turns: a few connections land on both hosts (two each, normally).
         while (
