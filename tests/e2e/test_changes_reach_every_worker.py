@@ -21,7 +21,7 @@ import pytest
 from tests.helpers.gettext_mo import write_mo
 from tests.helpers.polling import DEADLINE, wait_for
 from tests.helpers.procfs import holder
-from tests.helpers.server import Server, TrackedEventStream
+from tests.helpers.server import EventStream, Server
 
 #: Fresh requests in a row that must all show an edit (and every serving process among them).
 STREAK = 30
@@ -184,14 +184,14 @@ def wait_everywhere(
             )
 
 
-def streams_in_every_process(server: Server, pids: set[int]) -> dict[int, list[TrackedEventStream]]:
+def streams_in_every_process(server: Server, pids: set[int]) -> dict[int, list[EventStream]]:
     """django-browser-reload event streams, at least one held by each of ``pids``."""
-    by_pid: dict[int, list[TrackedEventStream]] = {}
+    by_pid: dict[int, list[EventStream]] = {}
     for _attempt in range(8):
         if set(by_pid) >= pids:
             break
         batch = [
-            TrackedEventStream(
+            EventStream(
                 server.url + "/__reload__/events/", {"Accept": "text/event-stream"}, DEADLINE
             )
             for _ in pids

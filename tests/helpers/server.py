@@ -166,20 +166,28 @@ class Server:
 
 
 class EventStream:
-    """A streaming GET (an event stream) read line by line on a thread, until it ends."""
+    """A streaming GET (an event stream) read line by line on a thread, until it ends; it
+    knows its own client port (which connection, so which process, holds it)."""
 
-    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, url: str, headers: dict[str, str] | None = None, timeout: float = DEADLINE
+    ) -> None:
         self.lines: list[str] = []
         self.status: int | None = None
+        self.client_port: int | None = None
         self.error: BaseException | None = None
         self.ended = threading.Event()
-        self._thread = threading.Thread(target=self._read, args=(url, headers), daemon=True)
+        self._thread = threading.Thread(
+            target=self._read, args=(url, headers, timeout), daemon=True
+        )
         self._thread.start()
 
-    def _read(self, url: str, headers: dict[str, str] | None) -> None:
+    def _read(self, url: str, headers: dict[str, str] | None, timeout: float) -> None:
         try:
-            with httpx.stream("GET", url, headers=headers, timeout=DEADLINE) as response:
+            with httpx.stream("GET", url, headers=headers, timeout=timeout) as response:
                 self.status = response.status_code
+                stream = response.extensions["network_stream"]
+                self.client_port = stream.get_extra_info("client_addr")[1]
                 for line in response.iter_lines():
                     self.lines.append(line)
         except httpx.HTTPError as error:
@@ -204,35 +212,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-class TrackedEventStream:
-    """A streaming GET read line by line on a thread, which knows its own client port."""
-
-    def __init__(self, url: str, headers: dict[str, str], timeout: float) -> None:
-        self.lines: list[str] = []
-        self.client_port: int | None = None
-        self.error: BaseException | None = None
-        self.ended = threading.Event()
-        self._thread = threading.Thread(
-            target=self._read, args=(url, headers, timeout), daemon=True
-        )
-        self._thread.start()
-
-    def _read(self, url: str, headers: dict[str, str], timeout: float) -> None:
-        try:
-            with httpx.stream("GET", url, headers=headers, timeout=timeout) as response:
-                stream = response.extensions["network_stream"]
-                self.client_port = stream.get_extra_info("client_addr")[1]
-                for line in response.iter_lines():
-                    self.lines.append(line)
-        except httpx.HTTPError as error:
-            self.error = error
-        finally:
-            self.ended.set()
-
-    def count(self, needle: str) -> int:
-        return sum(needle in line for line in self.lines)
 
 
 # -- asking a server ----------------------------------------------------------------------------
