@@ -169,6 +169,8 @@ class LoadResult:
     requests: int
     errors: int
     detail: str = ""
+    #: The server's CPU time (every process of it) per request served, in microseconds.
+    cpu_us: float = 0.0
 
 
 def run_wrk(port: int, path: str, duration: float, connections: int, threads: int) -> LoadResult:
@@ -354,7 +356,12 @@ def measure(
         results: dict[str, LoadResult] = {}
         for path in settings.paths:
             load(port, path, settings.warmup, settings)
-            results[path] = load(port, path, settings.duration, settings)
+            assert server.proc is not None
+            cpu_before = h.cpu_seconds(server.proc.pid)
+            results[path] = result = load(port, path, settings.duration, settings)
+            if result.requests:
+                cpu = h.cpu_seconds(server.proc.pid) - cpu_before
+                result.cpu_us = cpu / result.requests * 1e6
             if not server.alive():
                 _log(f"[{name}] died under load:\n{server.log_tail()}")
                 return "died"

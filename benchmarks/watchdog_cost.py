@@ -13,6 +13,8 @@ DEBUG is on (so queries are counted) and the request log is silenced
 (``ASGISERVE_BENCH_QUIET=1``): the line is still built with its cost, but not written, so the
 figures show the instrumentation, not terminal I/O. Paths: ``/sync/`` and ``/queries/?n=2``.
 Load: wrk if installed, else throughput.py's asyncio client (same machine; compare ratios).
+A second table gives the server's CPU time per request (all its processes, from /proc), which
+stays steady when other work shares the machine and requests per second do not.
 
     python benchmarks/watchdog_cost.py --rounds 3
 """
@@ -74,9 +76,11 @@ def main() -> int:
         env.update(ASGISERVE_BENCH_DEBUG="1", ASGISERVE_BENCH_QUIET="1")
         root = h.copy_project(args.project.resolve(), scratch / "project")
         h.prepare_project(root, env)
-        rows = []
+        rows: list[list[str]] = []
+        cpu_rows: list[list[str]] = []
         for backend in args.backends.split(","):
             samples = {(v, p): [] for v in VARIANTS for p in PATHS}
+            cpu = {(v, p): [] for v in VARIANTS for p in PATHS}
             for rnd in range(args.rounds):
                 for variant, (flags, serve) in VARIANTS.items():
                     cmd = [sys.executable, "manage.py", "asgiserve", "--backend", backend, *flags]
@@ -95,26 +99,39 @@ def main() -> int:
                         continue
                     for path, result in outcome.items():
                         samples[(variant, path)].append(result.rps)
+                        cpu[(variant, path)].append(result.cpu_us)
             for path in PATHS:
-                medians = {v: statistics.median(samples[(v, path)] or [0]) for v in VARIANTS}
-                base_n, base_r = medians["noreload, no watchdog"], medians["reload, both off"]
-                rows.append(
-                    [
-                        backend,
-                        path,
-                        *(f"{medians[v]:,.0f}" for v in VARIANTS),
-                        pct(medians["noreload, watchdog"], base_n),
-                        pct(medians["reload, cost only"], base_r),
-                        pct(medians["reload, both on"], base_r),
-                    ]
-                )
+                rows.append(row(backend, path, samples, "{:,.0f}"))
+                cpu_rows.append(row(backend, path, cpu, "{:,.0f} us"))
         headers = ["backend", "path", *VARIANTS, "watchdog", "cost", "both"]
         print(
-            f"Requests/s, median of {args.rounds} rounds of {args.duration:g}s; "
-            f"load: {loadgen}, {args.connections} connections; {h.machine_load()}\n"
+            f"Median of {args.rounds} rounds of {args.duration:g}s; load: {loadgen}, "
+            f"{args.connections} connections; {h.machine_load()}\n"
         )
+        print("Requests per second (a cost shows as a negative change):\n")
         print(h.markdown_table(headers, rows))
+        print(
+            "\nServer CPU time per request (every process of the server; a cost shows as a "
+            "positive change; steadier than requests/s on a busy machine):\n"
+        )
+        print(h.markdown_table(headers, cpu_rows))
     return 0
+
+
+def row(
+    backend: str, path: str, samples: dict[tuple[str, str], list[float]], fmt: str
+) -> list[str]:
+    """One table row: each variant's median, then the changes against its baseline."""
+    medians = {v: statistics.median(samples[(v, path)] or [0]) for v in VARIANTS}
+    base_n, base_r = medians["noreload, no watchdog"], medians["reload, both off"]
+    return [
+        backend,
+        path,
+        *(fmt.format(medians[v]) for v in VARIANTS),
+        pct(medians["noreload, watchdog"], base_n),
+        pct(medians["reload, cost only"], base_r),
+        pct(medians["reload, both on"], base_r),
+    ]
 
 
 def pct(value: float, base: float) -> str:
