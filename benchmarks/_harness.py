@@ -166,6 +166,14 @@ def base_env(extra_pythonpath: Sequence[str] = ()) -> dict[str, str]:
     return env
 
 
+def quiet_env(scratch: Path) -> dict[str, str]:
+    """:func:`base_env` for a server measured with DEBUG off and its request log silenced."""
+    shim = asgiserve_pythonpath(scratch)
+    env = base_env([shim] if shim else [])
+    env.update(ASGISERVE_DEMO_DEBUG="0", ASGISERVE_BENCH_DEBUG="0", ASGISERVE_BENCH_QUIET="1")
+    return env
+
+
 def prepare_project(root: Path, env: Mapping[str, str], *, migrate: bool = True) -> ProjectInfo:
     """Write the settings overlay into ``root``, migrate its database and describe the project."""
     base = settings_module_from_manage(root)

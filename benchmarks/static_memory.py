@@ -148,11 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     h.install_cleanup()
     with tempfile.TemporaryDirectory(prefix="asgiserve-bench-") as scratch_name:
         scratch = Path(scratch_name)
-        shim = h.asgiserve_pythonpath(scratch)
-        env = h.base_env([shim] if shim else [])
-        env["ASGISERVE_DEMO_DEBUG"] = "0"
-        env["ASGISERVE_BENCH_DEBUG"] = "0"
-        env["ASGISERVE_BENCH_QUIET"] = "1"
+        env = h.quiet_env(scratch)
         root = h.copy_project(args.project.resolve(), scratch / "project")
         info = h.prepare_project(root, env)
         path = write_file(root, args.size_mb * 1024 * 1024)
