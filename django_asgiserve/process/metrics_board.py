@@ -80,7 +80,7 @@ class Board:
         self.memory = mmap.mmap(fd, SIZE)
         #: This process's slot (None until its first request; a forked child starts anew).
         self.slot: Slot | None = None
-        self.warned_full = False
+        self.warned = False
         os.register_at_fork(after_in_child=self.forget)
 
     @classmethod
@@ -100,12 +100,17 @@ class Board:
 
     def claim(self) -> Slot | None:
         """This process's slot: a free one, or one whose owner has died (its counters kept, its
-        gauges zeroed); ``None`` when every slot has a live owner."""
+        gauges zeroed); ``None`` (said once) when every slot has a live owner or the board
+        cannot be locked."""
         if self.slot is not None:
             return self.slot
         me = os.getpid()
         started = process_start(me) or 0
-        fcntl.lockf(self.fd, fcntl.LOCK_EX)  # per process, unlike flock on a shared descriptor
+        try:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX)  # per process, unlike flock on a shared descriptor
+        except OSError as error:  # never a failed request for the sake of a count
+            self.cannot_count(f"the metrics board cannot be locked ({error})")
+            return None
         try:
             for index in range(SLOTS):
                 slot = (ctypes.c_int64 * WORDS).from_buffer(self.memory, index * SLOT_BYTES)
@@ -120,10 +125,14 @@ class Board:
                 return slot
         finally:
             fcntl.lockf(self.fd, fcntl.LOCK_UN)
-        if not self.warned_full:
-            self.warned_full = True
-            sys.stderr.write(f"--metrics: {SLOTS} processes count already; {me} does not.\n")
+        self.cannot_count(f"{SLOTS} processes count already")
         return None
+
+    def cannot_count(self, why: str) -> None:
+        """Say once that this process's requests go uncounted, and why."""
+        if not self.warned:
+            self.warned = True
+            sys.stderr.write(f"--metrics: process {os.getpid()} does not count: {why}.\n")
 
     def totals(self) -> Totals:
         """Every slot summed (read without locking: each word is written whole)."""

@@ -208,6 +208,7 @@ def test_the_setting_is_checked_and_used(start, project):
     )
     assert check.returncode == 1, check.stdout + check.stderr
     assert "(asgiserve.E016)" in check.stderr and "Traceback" not in check.stderr
+    assert_fails_clearly(manage(project, "asgiserve", "--settings", bad), "(asgiserve.E016)")
 
     good = write_settings(project, "settings_metrics", 'ASGISERVE = {"METRICS": "127.0.0.1:0"}')
     server = start("--noreload", "--settings", good).wait_serving()

@@ -156,3 +156,14 @@ def test_a_reaped_process_is_not_an_owner():
     assert process_start(os.getpid()) is not None
     wait(pid)
     assert process_start(pid) is None
+
+
+def test_a_full_board_leaves_a_process_uncounted_and_says_so_once(board, capfd):
+    alive = os.getppid()
+    for index in range(SLOTS):  # every slot owned by a live process that is not this one
+        struct.pack_into("qq", board.memory, index * SLOT_BYTES, alive, process_start(alive))
+    assert board.claim() is None
+    assert board.claim() is None
+    assert capfd.readouterr().err == (
+        f"--metrics: process {os.getpid()} does not count: {SLOTS} processes count already.\n"
+    )
