@@ -74,6 +74,15 @@ class ServerConfig:
     #: ``--max-requests`` (0: no limit) and ``--max-requests-jitter``: see process.recycling.
     max_requests: int = 0
     max_requests_jitter: int = 0
+    #: ``--metrics``: the supervisor's listener address (``[addr:]port``; empty: no metrics),
+    #: and the descriptor of the board workers count on, as numbered in the children (-1: none).
+    metrics: str = ""
+    metrics_fd: int = -1
+
+    @property
+    def board_fds(self) -> list[int]:
+        """The metrics board's descriptor, for a child that must inherit it."""
+        return [self.metrics_fd] if self.metrics_fd >= 0 else []
 
     @property
     def tls(self) -> TLSFiles | None:

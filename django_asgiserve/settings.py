@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from django_asgiserve import backends
+from django_asgiserve.addrport import ADDRPORT_RE
 from django_asgiserve.asgi.proxy_headers import DEFAULT_ALLOW_IPS, TrustedProxies
 
 DEFAULTS: dict[str, Any] = {
@@ -36,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "REQUEST_COST": True,
     "HEALTH_PATH": "",
     "DRAIN_DELAY": 0,
+    "METRICS": "",
 }
 
 
@@ -68,6 +70,8 @@ class ServeSettings:
     request_cost: bool = True
     health_path: str = ""
     drain_delay: float = 0.0
+    #: ``[addr:]port`` of the supervisor's Prometheus listener; empty: none.
+    metrics: str = ""
 
 
 def raw() -> dict[str, Any]:
@@ -135,7 +139,22 @@ def problems() -> list[Problem]:
         )
     found += _loop_warn_problems(merged["LOOP_WARN_MS"])
     found += _fleet_problems(merged)
+    found += _metrics_problems(merged["METRICS"])
     return found
+
+
+def _metrics_problems(value: object) -> list[Problem]:
+    """``METRICS``: empty, or an address and port in runserver's grammar."""
+    match = ADDRPORT_RE.match(value) if isinstance(value, str) else None
+    if value == "" or (match and int(match["port"]) <= 65535):
+        return []
+    return [
+        Problem(
+            "asgiserve.E016",
+            f"ASGISERVE['METRICS'] must be a port or an address and port, not {value!r}.",
+            'For example: "METRICS": "127.0.0.1:9100" (or "" for no metrics listener).',
+        )
+    ]
 
 
 def _fleet_problems(merged: Mapping[str, Any]) -> list[Problem]:
@@ -279,4 +298,5 @@ def load() -> ServeSettings:
         request_cost=merged["REQUEST_COST"],
         health_path=merged["HEALTH_PATH"],
         drain_delay=float(merged["DRAIN_DELAY"]),
+        metrics=merged["METRICS"],
     )

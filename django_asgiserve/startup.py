@@ -103,11 +103,13 @@ class FleetOptions(TypedDict):
     startup_timeout: float
     max_requests: int
     max_requests_jitter: int
+    metrics: str
 
 
 def fleet_options(options: dict[str, Any], serve_settings: ServeSettings) -> FleetOptions:
-    """The health path and drain delay (the command line over ``settings.ASGISERVE``), the
-    start-up timeout and the request limit."""
+    """The health path, drain delay and metrics listener (the command line over
+    ``settings.ASGISERVE``), the start-up timeout and the request limit."""
+    from django_asgiserve.process import metrics_listener
     from django_asgiserve.process.failfast import DEFAULT_STARTUP_TIMEOUT
 
     health_path = options.get("health_path")
@@ -119,6 +121,11 @@ def fleet_options(options: dict[str, Any], serve_settings: ServeSettings) -> Fle
     if drain_delay is None:
         drain_delay = serve_settings.drain_delay
     startup_timeout = options.get("startup_timeout")
+    metrics = options.get("metrics")
+    if metrics is None:
+        metrics = serve_settings.metrics
+    if metrics:
+        metrics_listener.parse(metrics)  # CommandError now, before anything is bound
     return {
         "health_path": health_path or "",
         "drain_delay": float(drain_delay),
@@ -127,6 +134,7 @@ def fleet_options(options: dict[str, Any], serve_settings: ServeSettings) -> Fle
         else float(startup_timeout),
         "max_requests": options.get("max_requests") or 0,
         "max_requests_jitter": options.get("max_requests_jitter") or 0,
+        "metrics": metrics or "",
     }
 
 

@@ -6,7 +6,8 @@ log warnings about that), then proxy headers are applied (with ``--proxy-headers
 :mod:`proxy_headers`), then requests are logged in runserver's format (:mod:`access_log`), then
 open tabs follow reloads (:mod:`tab_reload`), then static files are served when runserver would
 serve them (:mod:`static`), then the project's ``ASGI_APPLICATION`` runs. With a health path
-(or a drain delay) :mod:`health` sits just inside lifespan, outside the request log.
+(or a drain delay) :mod:`health` sits just inside lifespan, outside the request log; with
+``--metrics``, :mod:`metrics` counts just inside it (probes are not counted).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ def wrap(
     listener_paths: frozenset[str] = frozenset(),
     request_cost: bool = False,
     health_path: str | None = None,
+    metrics_fd: int = -1,
 ) -> ASGIApp:
     """The project's application with asgiserve's layers around it; with the reloader's
     ``generation``, open tabs follow reloads (see :mod:`tab_reload`); with ``request_cost``,
-    each request's log line says what it cost (see :mod:`insight.request_cost`)."""
+    each request's log line says what it cost (see :mod:`insight.request_cost`); with a
+    ``metrics_fd``, requests are counted on that metrics board (see :mod:`metrics`)."""
     if serve_static:
         from django_asgiserve.asgi.static import StaticFiles
 
@@ -45,6 +48,10 @@ def wrap(
         from django_asgiserve.asgi.proxy_headers import TrustedProxies, trust_proxy_headers
 
         app = trust_proxy_headers(app, TrustedProxies(forwarded_allow_ips))
+    if metrics_fd >= 0:
+        from django_asgiserve.asgi.metrics import count_requests
+
+        app = count_requests(app, metrics_fd)
     if health_path is not None:  # outermost after lifespan: probes skip the log (see health)
         from django_asgiserve.asgi.health import answer_health
 

@@ -1,5 +1,6 @@
 """The command's options for running behind a balancer or an orchestrator: the health path,
-the drain delay, the start-up timeout and worker recycling (see docs/deployment.md)."""
+the drain delay, the start-up timeout, worker recycling and the metrics listener (see
+docs/deployment.md)."""
 
 from __future__ import annotations
 
@@ -39,4 +40,10 @@ def add_fleet_arguments(
         "--max-requests-jitter",
         type=count,
         help="Add up to this many requests to each worker's --max-requests, at random.",
+    )
+    parser.add_argument(
+        "--metrics",
+        metavar="ADDR:PORT",
+        help="Serve Prometheus metrics of every worker at http://ADDR:PORT/metrics, from the "
+        "supervisor (a port alone: 127.0.0.1; default: ASGISERVE['METRICS'], else off).",
     )

@@ -105,7 +105,7 @@ class Preloader(Child):
             process = subprocess.Popen(
                 [*interpreter_arguments(), "-c", preloader_module.BOOTSTRAP],
                 env=env,
-                pass_fds=[*fds, theirs.fileno()],
+                pass_fds=[*fds, theirs.fileno(), *config.board_fds],
             )
         theirs.close()
         preloader = await cls.connect(ours, process=process, pid=process.pid)
@@ -225,10 +225,14 @@ class Worker(Child):
 
 
 def fork_here(
-    config: ServerConfig, sockets: Sequence[socket.socket], slots: Sequence[int | None]
+    config: ServerConfig,
+    sockets: Sequence[socket.socket],
+    slots: Sequence[int | None],
+    private: Sequence[socket.socket] = (),
 ) -> list[tuple[int, socket.socket, int | None]]:
     """Fork workers from this process, which has set Django up already: the site is served
-    without waiting for a new interpreter. Only before any thread has started (else: none)."""
+    without waiting for a new interpreter. Only before any thread has started (else: none).
+    ``private``: this process's own sockets, which the workers close."""
     if not hasattr(os, "fork") or threading.active_count() > 1:
         return []
     backend = backends.get(config.backend)(config)
@@ -240,6 +244,8 @@ def fork_here(
         if pid == 0:
             for _pid, sibling, _slot in forked:
                 sibling.close()
+            for sock in private:
+                sock.close()
             ours.close()
             channel: WorkerChannel = Channel(theirs)
             worker_module.run(config.for_slot(slot), backend, channel, None)

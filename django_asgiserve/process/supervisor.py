@@ -31,6 +31,7 @@ from django_asgiserve.asgi.tab_reload import new_generation
 from django_asgiserve.process import draining, failfast, recycling
 from django_asgiserve.process.children import Child, Preloader, Worker, fork_here
 from django_asgiserve.process.edits import EditHandling
+from django_asgiserve.process.metrics_listener import MetricsListener
 from django_asgiserve.process.pool import Pool, Say
 from django_asgiserve.process.protocol import (
     BootedEvent,
@@ -44,6 +45,7 @@ from django_asgiserve.process.protocol import (
     WatchEvent,
     decode,
 )
+from django_asgiserve.process.worker_tally import WorkerTally
 from django_asgiserve.reload.watcher import Watcher
 from django_asgiserve.run_config import ServerConfig
 
@@ -63,8 +65,19 @@ class Supervisor(Pool, EditHandling):
         excluded_dirs: list[Path],
         initial_roots: set[Path],
         socket_per_worker: bool = False,
+        metrics_socket: socket.socket | None = None,
     ) -> None:
         self.config = config
+        #: Starts, exits and reloads, for --metrics.
+        self.tally = WorkerTally()
+        #: --metrics: the supervisor's listener and the board every serving process counts on.
+        self.metrics = (
+            MetricsListener(metrics_socket, lambda: self.tally.figures(len(self.workers)))
+            if metrics_socket is not None
+            else None
+        )
+        if self.metrics is not None:
+            self.config = replace(config, metrics_fd=self.metrics.board.fd)
         #: asgiserve workers to run: one when the backend runs ``config.workers`` itself.
         self.worker_count = (
             1 if backends.backend_class(config.backend).manages_workers else config.workers
@@ -103,7 +116,8 @@ class Supervisor(Pool, EditHandling):
         # The command runs the start-up checks itself; these workers need not repeat them.
         fds = [s.fileno() for s in self.sockets]
         config = replace(self.config, socket_fds=fds, skip_checks=True, generation=self.generation)
-        first = fork_here(config, self.sockets, self.slots(self.worker_count))
+        private = [self.metrics.sock] if self.metrics else []
+        first = fork_here(config, self.sockets, self.slots(self.worker_count), private)
         return asyncio.run(self.run(before_serving, first))
 
     async def run(self, before_serving: Callable[[], None], first: list[FirstWorker]) -> int:
@@ -113,6 +127,8 @@ class Supervisor(Pool, EditHandling):
         if hasattr(signal, "SIGHUP"):
             loop.add_signal_handler(signal.SIGHUP, self.handle_hangup)
         try:
+            if self.metrics is not None:
+                await self.metrics.start()
             if first:
                 first_workers = self.in_background(
                     asyncio.gather(*(self.adopt(*each) for each in first))
@@ -157,6 +173,12 @@ class Supervisor(Pool, EditHandling):
     def handle_hangup(self) -> None:
         self.in_background(self.reload(cold=True))
 
+    def swap(self, workers: set[Worker], generation: str) -> None:
+        # New code replacing serving workers (a crashed one's replacement keeps the generation).
+        if self.workers and generation != self.generation:
+            self.tally.reloads += 1
+        super().swap(workers, generation)
+
     def request_stop(self) -> None:
         if self.stop_requested.is_set() or self.draining:  # a second Ctrl+C: no more waiting
             self.kill_everything()
@@ -183,6 +205,8 @@ class Supervisor(Pool, EditHandling):
         await asyncio.gather(*(p.stop() for p in preloaders))
         for sock in self.sockets:
             sock.close()
+        if self.metrics is not None:  # last: it answers while the workers drain
+            await self.metrics.stop()
 
     def kill_everything(self) -> None:
         for child in [*self.workers, *self.retiring, self.preloader]:
@@ -236,6 +260,7 @@ class Supervisor(Pool, EditHandling):
     def handle_ready(self, worker: Worker, message: ReadyEvent) -> None:
         if worker.ready and not worker.ready.done():
             worker.ready.set_result(message)
+            self.tally.started()
 
     def handle_watch(self, worker: Worker, message: WatchEvent) -> None:
         self.watcher.add_roots(Path(r) for r in message["roots"])
@@ -253,9 +278,13 @@ class Supervisor(Pool, EditHandling):
         worker.stopping_seen.set()
 
     def handle_recycle(self, worker: Worker, message: RecycleEvent) -> None:
+        self.tally.asked_to_recycle(worker)
         self.in_background(recycling.recycle(self, worker))
 
     def handle_worker_closed(self, worker: Worker) -> None:
+        ready = worker.ready is not None and worker.ready.done()
+        stopping = self.stop_requested.is_set()
+        self.tally.exited(worker, ready=ready, stopping=worker.stopping, server_stopping=stopping)
         if worker.preloader is not None:
             worker.preloader.workers.discard(worker)
         for reply in worker.replies.values():

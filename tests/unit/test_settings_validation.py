@@ -42,6 +42,13 @@ def problem_ids(settings, value: object) -> list[str]:
         ({"DRAIN_DELAY": "soon"}, ["asgiserve.E015"]),
         ({"DRAIN_DELAY": True}, ["asgiserve.E015"]),
         ({"DRAIN_DELAY": 2.5}, []),
+        ({"METRICS": "nine"}, ["asgiserve.E016"]),
+        ({"METRICS": 9100}, ["asgiserve.E016"]),
+        ({"METRICS": "127.0.0.1:99999"}, ["asgiserve.E016"]),
+        ({"METRICS": ":9100"}, ["asgiserve.E016"]),
+        ({"METRICS": "9100"}, []),
+        ({"METRICS": "0:9100"}, []),
+        ({"METRICS": "[::1]:9100"}, []),
         ({"BACKEND": "tornado", "RUNSERVER": 0}, ["asgiserve.E003", "asgiserve.E008"]),
     ],
 )

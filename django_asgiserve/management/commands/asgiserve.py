@@ -36,6 +36,8 @@ class Command(BaseCommand):  # type: ignore[misc]
     stealth_options = ("shutdown_message",)
     #: Non-loopback addresses served with DEBUG on: the banner warns about each.
     exposed: tuple[str, ...] = ()
+    #: Where --metrics serves, for the banner ("" without).
+    metrics_url = ""
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("addrport", nargs="?", help="Optional port number, or ipaddr:port")
@@ -167,6 +169,11 @@ class Command(BaseCommand):  # type: ignore[misc]
             except listening.BindError as error:
                 self.stderr.write(f"Error: UDP for HTTP/3: {error}")
                 sys.exit(1)
+        metrics_socket = None
+        if server_config.metrics:
+            from django_asgiserve.process import metrics_listener
+
+            metrics_socket, self.metrics_url = metrics_listener.bind(server_config.metrics)
         supervisor = Supervisor(
             server_config,
             sockets,
@@ -175,6 +182,7 @@ class Command(BaseCommand):  # type: ignore[misc]
             excluded_dirs=[Path(p) for p in (settings.MEDIA_ROOT, settings.STATIC_ROOT) if p],
             initial_roots=sources.project_roots(module_files()),
             socket_per_worker=socket_per_worker,
+            metrics_socket=metrics_socket,
         )
         urls = [each.url(server_config.scheme) for each in addresses]
         self.exposed = tuple(public_hosts(sockets)) if settings.DEBUG else ()
@@ -231,6 +239,7 @@ class Command(BaseCommand):  # type: ignore[misc]
             f"Django version {django.get_version()}, using settings {settings.SETTINGS_MODULE!r}",
             f"Starting ASGI/{backend.name} {backend.version()} {mode} server at {urls[0]}",
             *(f"Also listening at {url}" for url in urls[1:]),
+            *([f"Metrics at {self.metrics_url}"] if self.metrics_url else []),
             f"Quit the server with {quit_command}.",
         ]
         # The warning is about reloading: with --noreload the backend is a production server.
