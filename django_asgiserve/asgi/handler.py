@@ -9,7 +9,8 @@ then runs what ``WSGIHandler`` runs (``request_started``, the request, the sync 
 built by ``load_middleware(is_async=False)``, ``request_finished``) in ONE hop to a bounded
 thread pool the handler owns, and sends the response from the event loop. Anything else (an async
 view, an async-only middleware, a URL it cannot resolve) goes to Django's own async path, so async
-views still run on the event loop.
+views still run on the event loop; that path's middleware chain takes one hop per run of sync
+hooks when every middleware is a plain ``MiddlewareMixin`` (``async_chain.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse, HttpResponseBase
 from django.urls import URLResolver, get_resolver, set_script_prefix
 from django.utils.module_loading import import_string
+
+from django_asgiserve.asgi import async_chain
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -81,6 +84,11 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
         self.close_in_thread = sync_to_async(
             self.close_response, thread_sensitive=False, executor=self.pool
         )
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async)
+        if is_async:
+            async_chain.merge(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.serves_sync(scope):
