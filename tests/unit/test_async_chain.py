@@ -27,6 +27,7 @@ from django.utils.deprecation import MiddlewareMixin
 
 from django_asgiserve.asgi.async_chain import MergedChain
 from django_asgiserve.asgi.handler import SyncFastHandler
+from tests.helpers.asgi_calls import Connection
 from tests.helpers.polling import DEADLINE, wait_for
 
 REQUEST_THREAD = "request-thread"
@@ -157,42 +158,6 @@ class Served:
         self.events: list[tuple[str, str]] = []
         self.request_hops = 0
         self.other_hops = 0
-
-
-def scope_for(url: str) -> dict[str, Any]:
-    path_, _, query = url.partition("?")
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path_,
-        "raw_path": path_.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
-
-
-class Connection:
-    """One request to ``handler`` over in-memory ``receive``/``send``, run as a task of the
-    caller's context (asgiref's ``ApplicationCommunicator`` clears it, and with it the test's
-    ``ThreadSensitiveContext``)."""
-
-    def __init__(self, handler: ASGIHandler, url: str) -> None:
-        self.incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.sent: list[dict[str, Any]] = []
-        self.task = asyncio.create_task(handler(scope_for(url), self.incoming.get, self.send))
-
-    async def send(self, message: dict[str, Any]) -> None:
-        self.sent.append(message)
-
-    async def finished(self) -> list[dict[str, Any]]:
-        await asyncio.wait_for(self.task, DEADLINE)
-        return self.sent
 
 
 def serve(handler: ASGIHandler, url: str) -> Served:
