@@ -95,14 +95,19 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
             async_chain.merge(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.serves_sync(scope):
-            await self.handle_sync(scope, receive, send)
-        elif scope["type"] == "http" and hasattr(self, "request_threads"):
-            # ASGIHandler.__call__, with the request's thread from a pool (request_threads.py).
-            async with self.request_threads.context():
-                await self.handle(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
+        if scope["type"] != "http" or not self.serves_sync(scope):
+            await self.call_django(scope, receive, send)
+            return
+        await self.handle_sync(scope, receive, send)
+
+    async def call_django(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``ASGIHandler.__call__``, with the request's thread leased from a pool
+        (``request_threads.py``)."""
+        if scope["type"] != "http" or not hasattr(self, "request_threads"):
+            await super().__call__(scope, receive, send)  # Django's error for other scopes
+            return
+        async with self.request_threads.context():
+            await self.handle(scope, receive, send)
 
     def serves_sync(self, scope: Scope) -> bool:
         """Whether the request's path resolves (with the root URLconf) to a sync view.
