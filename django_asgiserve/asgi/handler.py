@@ -9,7 +9,10 @@ then runs what ``WSGIHandler`` runs (``request_started``, the request, the sync 
 built by ``load_middleware(is_async=False)``, ``request_finished``) in ONE hop to a bounded
 thread pool the handler owns, and sends the response from the event loop. Anything else (an async
 view, an async-only middleware, a URL it cannot resolve) goes to Django's own async path, so async
-views still run on the event loop.
+views still run on the event loop; that path's middleware chain takes one hop per run of sync
+hooks when every middleware is a plain ``MiddlewareMixin`` (``async_chain.py``), and each request
+there leases its thread-sensitive thread from a pool instead of starting one
+(``request_threads.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse, HttpResponseBase
 from django.urls import URLResolver, get_resolver, set_script_prefix
 from django.utils.module_loading import import_string
+
+from django_asgiserve.asgi import async_chain
+from django_asgiserve.asgi.request_threads import RequestThreads
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -81,12 +87,27 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
         self.close_in_thread = sync_to_async(
             self.close_response, thread_sensitive=False, executor=self.pool
         )
+        self.request_threads = RequestThreads()
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async)
+        if is_async:
+            async_chain.merge(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.serves_sync(scope):
-            await super().__call__(scope, receive, send)
+            await self.call_django(scope, receive, send)
             return
         await self.handle_sync(scope, receive, send)
+
+    async def call_django(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``ASGIHandler.__call__``, with the request's thread leased from a pool
+        (``request_threads.py``)."""
+        if scope["type"] != "http" or not hasattr(self, "request_threads"):
+            await super().__call__(scope, receive, send)  # Django's error for other scopes
+            return
+        async with self.request_threads.context():
+            await self.handle(scope, receive, send)
 
     def serves_sync(self, scope: Scope) -> bool:
         """Whether the request's path resolves (with the root URLconf) to a sync view.

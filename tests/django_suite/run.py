@@ -1,6 +1,7 @@
 """Run Django's own test suite (from the installed release's sdist) with asgiserve's handler.
 
-    python tests/django_suite/run.py [--no-substitute] [--cache DIR] LABEL... [-- RUNTESTS-ARGS]
+    python tests/django_suite/run.py [--no-substitute] [--async-client] [--cache DIR] LABEL...
+        [-- RUNTESTS-ARGS]
 
 "Substituted" means: wherever Django's code or tests build the ASGI handler
 (``django.core.handlers.asgi.ASGIHandler`` or ``django.core.asgi.get_asgi_application``, which
@@ -8,6 +9,9 @@
 :class:`django_asgiserve.asgi.handler.SyncFastHandler`. Django's test ``Client`` and
 ``AsyncClient`` do not use ``ASGIHandler`` (they run ``BaseHandler`` directly) and are left alone.
 With ``--no-substitute`` the same labels run against Django's own handler, for comparison.
+``--async-client`` also gives ``AsyncClient``'s handler the merged async middleware chain
+(``django_asgiserve.asgi.async_chain``), so that the many tests written with ``AsyncClient``
+(middleware, exceptions, template responses) go through it.
 
 The sdist is downloaded from PyPI once (``pip download``) into the cache directory (default: under
 the running interpreter's prefix). Exit status: 0 when every test passed, 1 on failures,
@@ -76,9 +80,27 @@ def substitute() -> None:
     django.core.asgi.get_asgi_application = handler.get_asgi_application
 
 
+def merge_async_client() -> None:
+    """Make ``AsyncClient`` build its handler with the merged async middleware chain."""
+    import django.test.client
+
+    from django_asgiserve.asgi import async_chain
+
+    class MergedAsyncClientHandler(django.test.client.AsyncClientHandler):  # type: ignore[misc]
+        def load_middleware(self, is_async: bool = False) -> None:
+            super().load_middleware(is_async)
+            if is_async:
+                async_chain.merge(self)
+
+    django.test.client.AsyncClientHandler = MergedAsyncClientHandler
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-substitute", action="store_true", help="run Django's own handler")
+    parser.add_argument(
+        "--async-client", action="store_true", help="give AsyncClient the merged async chain"
+    )
     parser.add_argument("--cache", type=Path, default=Path(sys.prefix) / "django-suite-cache")
     parser.add_argument("labels", nargs="*", default=list(DEFAULT_LABELS))
     argv = sys.argv[1:]
@@ -94,6 +116,8 @@ def main() -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "test_sqlite"
     os.chdir(tests)
     sys.path.insert(0, str(tests))
+    if options.async_client:
+        merge_async_client()
     sys.argv = [str(tests / "runtests.py"), "--parallel", "1", *extra, *options.labels]
     runpy.run_path(str(tests / "runtests.py"), run_name="__main__")
 
