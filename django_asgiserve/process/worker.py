@@ -103,6 +103,7 @@ def run(
             listener_paths=listener_paths(generation, broken=error is not None),
             request_cost=config.request_cost and error is None,
             health_path=config.health_path if config.health_path or config.drain_delay else None,
+            access_log=config.access_log,
         )
         if config.max_requests:
             application = recycled(application, config, channel)
