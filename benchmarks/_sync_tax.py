@@ -1,23 +1,33 @@
-#!/usr/bin/env python
-"""The sync fast path (``ASGISERVE["SYNC_FAST_PATH"]``) against WSGI, runserver and the CLIs.
+"""The sync tax matrix (``throughput.py --sync-tax``): the sync fast path against WSGI,
+runserver and each backend's CLI, in one run.
 
-One run, one worker each, DEBUG off, the demo project's 7 default middleware, ``wrk -t2 -c32``
-for ``--seconds`` per cell (requests per second, and wrk's p50/p99 latency at that load) on:
+One worker everywhere, DEBUG off, the demo project's 7 default middleware. Four views written
+into a copy of the project:
 
 * ``/b/sync/`` a sync view returning a constant; ``/b/async/`` the same, async;
 * ``/b/orm/`` a sync view making 5 ORM queries (SQLite); ``/b/stream/`` 1 MB streamed (sync
-  iterator of 64 KB chunks);
+  iterator of 64 KB chunks).
 
-served by gunicorn's sync WSGI worker, Django's own ``runserver --noreload``, each backend's own
-CLI on ``testproject.asgi:application``, ``asgiserve --noreload`` with the fast path off and
-on, and ``asgiserve``'s ``runserver`` (reloader on). Run with the servers' venv::
+Servers: gunicorn's sync WSGI worker, Django's own ``runserver --noreload``, asgiserve's
+``runserver`` (reloader on), each backend's own CLI on ``testproject.asgi:application``, and
+``asgiserve --noreload`` with the fast path off and on. Like the CLIs (and gunicorn's WSGI
+worker) the asgiserve cells run without a request log (``--no-access-log``); one extra cell,
+``asgiserve uvicorn on + log``, keeps it, to show what it costs.
 
-    python benchmarks/sync_path.py --seconds 5
+Each cell gets, per view:
+
+* saturating load: ``wrk -t2 -c32`` for ``--duration`` seconds: requests per second, and the
+  server's CPU time per request (utime + stime of the server's whole process tree, from
+  ``/proc``, over the requests wrk completed), the figure that survives a busy machine best;
+* a fixed offered load: ``wrk -t1 -c8`` paced by a Lua ``delay()`` (each connection waits a
+  random 0..2x ``8 / --rate`` seconds before each request), so about ``--rate`` requests per
+  second whatever the server: p50 and p99 latency. wrk is a closed loop: a request that stalls
+  also delays that connection's next one, so the p99 is a lower bound (coordinated omission),
+  and the achieved rate falls below ``--rate`` when the server cannot keep up (it is printed).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -26,13 +36,17 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import _harness as h
 
-VIEWS = """
-import asyncio
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
 
+VIEWS = """
 from django.http import HttpResponse, StreamingHttpResponse
 
 from demo.models import Note
@@ -72,7 +86,15 @@ ASGISERVE["RUNSERVER"] = os.environ.get("BENCH_RUNSERVER", "1") == "1"
 ASGISERVE["LIFESPAN_SIGNALS"] = False
 """
 PATHS = ("/b/sync/", "/b/async/", "/b/orm/", "/b/stream/")
-CLIS = {
+#: Connections of the fixed-load run; each paces itself to rate / PACED_CONNECTIONS.
+PACED_CONNECTIONS = 8
+PACE_SCRIPT = """
+local mean_ms = {mean_ms}
+function delay()
+  return math.random(0, 2 * mean_ms)
+end
+"""
+CLIS: dict[str, Callable[[int], list[str]]] = {
     "uvicorn": lambda port: [
         *h.console_script("uvicorn"),
         "testproject.asgi:application",
@@ -121,6 +143,28 @@ CLIS = {
 }
 
 
+@dataclass(frozen=True)
+class Cell:
+    """One server of the matrix."""
+
+    label: str
+    command: Callable[[int], list[str]]
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One view on one server."""
+
+    rps: float
+    cpu_us: float  # server CPU time per request at saturation
+    p50: str
+    p99: str
+    paced_rps: float
+    paced_p50: str
+    paced_p99: str
+
+
 def make_project(scratch: Path) -> Path:
     root = scratch / "testproject"
     shutil.copytree(
@@ -160,55 +204,77 @@ def wait_up(port: int, proc: subprocess.Popen[bytes], deadline: float = 60) -> N
     raise RuntimeError("server did not answer")
 
 
-def wrk(port: int, path: str, seconds: int) -> tuple[float, str, str]:
+def cpu_ticks(pid: int) -> int:
+    """utime + stime (clock ticks) of ``pid`` and its living descendants, all threads."""
+    total = 0
+    for member in (pid, *h.descendants(pid)):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    return total
+
+
+def wrk(
+    port: int, path: str, seconds: float, *, threads: int, connections: int, script: Path | None
+) -> tuple[float, int, str, str]:
+    """requests per second, requests done, p50, p99."""
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
+    cmd += ["--latency", "--timeout", "10s"]
+    if script is not None:
+        cmd += ["-s", str(script)]
     out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            "-c32",
-            f"-d{seconds}s",
-            "--latency",
-            "--timeout",
-            "10s",
-            f"http://{h.HOST}:{port}{path}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+        [*cmd, f"http://{h.HOST}:{port}{path}"], capture_output=True, text=True, check=False
     ).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    done = re.search(r"(\d+) requests in", out)
     p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        print(f"  non-2xx responses on {path}", file=sys.stderr)
     return (
         float(rps.group(1)) if rps else 0.0,
+        int(done.group(1)) if done else 0,
         p50.group(1) if p50 else "?",
         p99.group(1) if p99 else "?",
     )
 
 
-def measure(
-    root: Path,
-    label: str,
-    cmd: list[str],
-    port: int,
-    env: dict[str, str],
-    seconds: int,
-    results: dict[str, dict[str, tuple[float, str, str]]],
-) -> None:
+def measure(root: Path, cell: Cell, options: argparse.Namespace, pace: Path) -> dict[str, Figures]:
+    port = h.free_port()
     proc = subprocess.Popen(
-        cmd,
+        cell.command(port),
         cwd=root,
-        env=environ(env),
+        env=environ(cell.env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    tick = os.sysconf("SC_CLK_TCK")
+    figures: dict[str, Figures] = {}
     try:
         wait_up(port, proc)
         for path in PATHS:
-            wrk(port, path, 1)  # warm-up
-            results.setdefault(label, {})[path] = wrk(port, path, seconds)
-            print(label, path, results[label][path], flush=True)
+            wrk(port, path, 1, threads=2, connections=32, script=None)  # warm-up
+            before, started = cpu_ticks(proc.pid), time.monotonic()
+            rps, done, p50, p99 = wrk(
+                port, path, options.duration, threads=2, connections=32, script=None
+            )
+            cpu = (cpu_ticks(proc.pid) - before) / tick
+            cpu_us = cpu / max(done, 1) * 1e6
+            busy = cpu / (time.monotonic() - started)
+            paced = wrk(
+                port,
+                path,
+                options.duration,
+                threads=1,
+                connections=PACED_CONNECTIONS,
+                script=pace,
+            )
+            figures[path] = Figures(rps, cpu_us, p50, p99, paced[0], paced[2], paced[3])
+            print(cell.label, path, figures[path], f"CPU {busy:.0%}", file=sys.stderr, flush=True)
     finally:
         os.killpg(proc.pid, 15)
         try:
@@ -216,91 +282,109 @@ def measure(
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()
+    return figures
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--backends", default=",".join(CLIS))
-    options = parser.parse_args()
-    results: dict[str, dict[str, tuple[float, str, str]]] = {}
-    print("load before:", h.machine_load(), flush=True)
+def cells_for(backends: list[str]) -> list[Cell]:
+    manage = [sys.executable, "manage.py"]
+
+    def asgiserve(backend: str, *flags: str) -> Callable[[int], list[str]]:
+        command = [*manage, "asgiserve", "--noreload", "--backend", backend, *flags]
+        return lambda p: [*command, f"{h.HOST}:{p}"]
+
+    quiet = "--no-access-log"
+    cells = [
+        Cell(
+            "gunicorn sync WSGI",
+            lambda p: [
+                *h.console_script("gunicorn"),
+                "-w",
+                "1",
+                "-b",
+                f"{h.HOST}:{p}",
+                "testproject.wsgi:application",
+            ],
+            {},
+        ),
+        Cell(
+            "Django runserver",
+            lambda p: [*manage, "runserver", "--noreload", str(p)],
+            {"BENCH_RUNSERVER": "0"},
+        ),
+        Cell("asgiserve runserver (reloader)", lambda p: [*manage, "runserver", str(p)], {}),
+    ]
+    for backend in backends:
+        cells += [
+            Cell(f"{backend} CLI", CLIS[backend], {}),
+            Cell(f"asgiserve {backend} off", asgiserve(backend, quiet), {"BENCH_FAST_PATH": "0"}),
+            Cell(f"asgiserve {backend} on", asgiserve(backend, quiet), {}),
+        ]
+    if "uvicorn" in backends:
+        cells.append(Cell("asgiserve uvicorn on + log", asgiserve("uvicorn"), {}))
+    return cells
+
+
+def run(options: argparse.Namespace) -> str:
+    """Measure the matrix; return the report (tables and ratios)."""
+    if not shutil.which("wrk"):
+        raise SystemExit("--sync-tax needs wrk (apt-get install wrk)")
+    backends = list(options.backends)
+    cells = cells_for(backends)
+    if options.only:
+        cells = [c for c in cells if re.search(options.only, c.label)]
+    results: dict[str, dict[str, Figures]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         root = make_project(Path(scratch))
-        manage = [sys.executable, "manage.py"]
-        cells = [
-            (
-                "gunicorn sync WSGI",
-                lambda p: [
-                    *h.console_script("gunicorn"),
-                    "-w",
-                    "1",
-                    "-b",
-                    f"{h.HOST}:{p}",
-                    "testproject.wsgi:application",
-                ],
-                {},
+        pace = Path(scratch) / "pace.lua"
+        mean_ms = round(PACED_CONNECTIONS * 1000 / options.rate)
+        pace.write_text(PACE_SCRIPT.format(mean_ms=mean_ms))
+        for cell in cells:
+            results[cell.label] = measure(root, cell, options, pace)
+    return report(results, backends, options.rate)
+
+
+def report(results: dict[str, dict[str, Figures]], backends: list[str], rate: float) -> str:
+    lines = [
+        f"Sync tax (one worker, DEBUG off, 7 middleware; {h.machine_load()})",
+        "",
+        "Saturating load (wrk -t2 -c32): req/s, server CPU us per request, p50/p99",
+        "",
+    ]
+    headers = ["server", *PATHS]
+    rows = [
+        [
+            label,
+            *(
+                f"{row[p].rps:.0f} req/s, {row[p].cpu_us:.0f} us, {row[p].p50}/{row[p].p99}"
+                for p in PATHS
             ),
-            (
-                "Django runserver",
-                lambda p: [*manage, "runserver", "--noreload", str(p)],
-                {"BENCH_RUNSERVER": "0"},
-            ),
-            ("asgiserve runserver (reloader)", lambda p: [*manage, "runserver", str(p)], {}),
         ]
-        for backend in options.backends.split(","):
-            cells += [
-                (f"{backend} CLI", CLIS[backend], {}),
-                (
-                    f"asgiserve {backend} off",
-                    lambda p, b=backend: [
-                        *manage,
-                        "asgiserve",
-                        "--noreload",
-                        "--backend",
-                        b,
-                        f"{h.HOST}:{p}",
-                    ],
-                    {"BENCH_FAST_PATH": "0"},
-                ),
-                (
-                    f"asgiserve {backend} on",
-                    lambda p, b=backend: [
-                        *manage,
-                        "asgiserve",
-                        "--noreload",
-                        "--backend",
-                        b,
-                        f"{h.HOST}:{p}",
-                    ],
-                    {},
-                ),
-            ]
-        for label, command, env in cells:
-            port = h.free_port()
-            measure(root, label, command(port), port, env, options.seconds, results)
-    print("load after:", h.machine_load())
-    header = "| server | " + " | ".join(f"{p} req/s (p50/p99)" for p in PATHS) + " |"
-    print(header)
-    print("|" + "---|" * (len(PATHS) + 1))
-    for label, row in results.items():
-        print(
-            f"| {label} | "
-            + " | ".join(f"{row[p][0]:.0f} ({row[p][1]}/{row[p][2]})" for p in PATHS)
-            + " |"
-        )
-    wsgi = results.get("gunicorn sync WSGI", {}).get("/b/sync/", (0,))[0]
-    print("\nratios: fast path on / gunicorn sync WSGI (sync view); on / CLI (async view)")
-    for backend in options.backends.split(","):
-        on = results.get(f"asgiserve {backend} on", {})
-        cli = results.get(f"{backend} CLI", {})
-        if on and cli and wsgi:
-            print(
-                f"{backend}: sync {on['/b/sync/'][0] / wsgi:.2f}x WSGI, "
-                f"async {on['/b/async/'][0] / cli['/b/async/'][0]:.2f}x CLI, "
-                f"sync {on['/b/sync/'][0] / cli['/b/sync/'][0]:.2f}x CLI"
-            )
-
-
-if __name__ == "__main__":
-    main()
+        for label, row in results.items()
+    ]
+    lines += [h.markdown_table(headers, rows), ""]
+    lines += [f"Fixed offered load (~{rate:g} req/s, wrk -c{PACED_CONNECTIONS} paced): p50/p99", ""]
+    rows = [
+        [
+            label,
+            *(f"{row[p].paced_p50}/{row[p].paced_p99} ({row[p].paced_rps:.0f}/s)" for p in PATHS),
+        ]
+        for label, row in results.items()
+    ]
+    lines += [h.markdown_table(headers, rows), ""]
+    wsgi = results.get("gunicorn sync WSGI", {}).get("/b/sync/")
+    lines.append("Ratios (same run): fast path on / gunicorn sync WSGI; on / the backend's CLI")
+    for backend in backends:
+        on = results.get(f"asgiserve {backend} on")
+        cli = results.get(f"{backend} CLI")
+        if not on:
+            continue
+        parts = [f"{backend}:"]
+        if wsgi:
+            parts.append(f"sync {on['/b/sync/'].rps / wsgi.rps:.2f}x WSGI")
+            parts.append(f"(CPU/request {on['/b/sync/'].cpu_us / wsgi.cpu_us:.2f}x WSGI's)")
+            orm = results["gunicorn sync WSGI"]["/b/orm/"]
+            parts.append(f"orm {on['/b/orm/'].rps / orm.rps:.2f}x WSGI")
+        if cli:
+            parts.append(f"async {on['/b/async/'].rps / cli['/b/async/'].rps:.2f}x CLI")
+        lines.append(" ".join(parts))
+    return "\n".join(lines)
