@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import _harness as h
+import _sync_tax
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -590,6 +591,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
     parser.add_argument("--async", dest="async_", action="store_true", help="also load /async/")
     parser.add_argument("--static", action="store_true", help="fetch a 10 MB static file")
+    parser.add_argument(
+        "--sync-tax",
+        action="store_true",
+        help="the sync fast path against WSGI, runserver and the CLIs (see _sync_tax.py)",
+    )
+    parser.add_argument(
+        "--rate", type=float, default=400.0, help="--sync-tax: the fixed offered load (400/s)"
+    )
+    parser.add_argument("--only", help="--sync-tax: only the servers whose label matches this")
     parser.add_argument("--app", help="app whose static dir gets the file (default: demo)")
     parser.add_argument(
         "--loadgen",
@@ -614,6 +624,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     args = parse_args(argv)
     h.install_cleanup()
+    if args.sync_tax:
+        print(_sync_tax.run(args))
+        return 0
     scratch = Path(tempfile.mkdtemp(prefix="asgiserve-throughput-bench-"))
     try:
         print(run(args, scratch))

@@ -64,6 +64,8 @@ class ServerConfig:
     loop_warn_ms: float = 0.0
     #: Whether the request log shows each request's duration (and queries, with DEBUG).
     request_cost: bool = False
+    #: Whether requests are logged in runserver's format (``--no-access-log``: not at all).
+    access_log: bool = True
     verbosity: int = 1
     #: ``--health-path``: answered before Django, 200 while serving, 503 once draining.
     health_path: str = ""

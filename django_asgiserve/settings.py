@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "SYNC_FAST_PATH": True,
     "LOOP_WARN_MS": None,
     "REQUEST_COST": True,
+    "ACCESS_LOG": True,
     "HEALTH_PATH": "",
     "DRAIN_DELAY": 0,
     "METRICS": "",
@@ -68,6 +69,8 @@ class ServeSettings:
     #: The event-loop watchdog's threshold (None: the default for the mode; see startup.py).
     loop_warn_ms: float | None = None
     request_cost: bool = True
+    #: Whether each request is logged on ``django.server`` (see :mod:`asgi.access_log`).
+    access_log: bool = True
     health_path: str = ""
     drain_delay: float = 0.0
     #: ``[addr:]port`` of the supervisor's Prometheus listener; empty: none.
@@ -107,7 +110,14 @@ def problems() -> list[Problem]:
     found += _backend_problems(merged["BACKEND"])
     found += _options_problems(merged["OPTIONS"])
     found += _test_backend_problems(merged["TEST_BACKEND"])
-    flags = ("RUNSERVER", "PROXY_HEADERS", "LIFESPAN_SIGNALS", "SYNC_FAST_PATH", "REQUEST_COST")
+    flags = (
+        "RUNSERVER",
+        "PROXY_HEADERS",
+        "LIFESPAN_SIGNALS",
+        "SYNC_FAST_PATH",
+        "REQUEST_COST",
+        "ACCESS_LOG",
+    )
     for key in flags:
         if not isinstance(merged[key], bool):
             found.append(Problem("asgiserve.E008", f"ASGISERVE[{key!r}] must be True or False."))
@@ -296,6 +306,7 @@ def load() -> ServeSettings:
         sync_fast_path=merged["SYNC_FAST_PATH"],
         loop_warn_ms=None if merged["LOOP_WARN_MS"] is None else float(merged["LOOP_WARN_MS"]),
         request_cost=merged["REQUEST_COST"],
+        access_log=merged["ACCESS_LOG"],
         health_path=merged["HEALTH_PATH"],
         drain_delay=float(merged["DRAIN_DELAY"]),
         metrics=merged["METRICS"],

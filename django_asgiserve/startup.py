@@ -141,22 +141,27 @@ def fleet_options(options: dict[str, Any], serve_settings: ServeSettings) -> Fle
 class InsightOptions(TypedDict):
     loop_warn_ms: float
     request_cost: bool
+    access_log: bool
     verbosity: int
 
 
 def insight_options(
     options: dict[str, Any], serve_settings: ServeSettings, reload: bool
 ) -> InsightOptions:
-    """The watchdog's threshold (on by default with the reloader), the request-cost extras
-    (with the reloader) and the verbosity."""
+    """The watchdog's threshold (on by default with the reloader), the request log, the
+    request-cost extras (with the reloader, on the request log) and the verbosity."""
     loop_warn_ms = options.get("loop_warn_ms")
     if loop_warn_ms is None:
         loop_warn_ms = serve_settings.loop_warn_ms
     if loop_warn_ms is None:
         loop_warn_ms = DEFAULT_LOOP_WARN_MS if reload else 0.0
+    access_log = options.get("access_log")
+    if access_log is None:
+        access_log = serve_settings.access_log
     return {
         "loop_warn_ms": float(loop_warn_ms),
-        "request_cost": reload and serve_settings.request_cost,
+        "request_cost": reload and serve_settings.request_cost and bool(access_log),
+        "access_log": bool(access_log),
         "verbosity": int(options.get("verbosity", 1)),
     }
 

@@ -28,8 +28,20 @@ def log_requests(app: ASGIApp, *, request_cost: bool = False) -> ASGIApp:
 
 
 def log_extra(status_code: int) -> dict[str, Any]:
-    # runserver stamps its lines to the second, in http.server's format.
-    return {"status_code": status_code, "server_time": time.strftime("%d/%b/%Y %H:%M:%S")}
+    return {"status_code": status_code, "server_time": server_time()}
+
+
+#: The second last stamped and its text: a busy worker formats the time once a second.
+_stamp: tuple[int, str] = (-1, "")
+
+
+def server_time() -> str:
+    """Now, to the second, in http.server's format, as runserver stamps its lines."""
+    global _stamp
+    now = int(time.time())
+    if _stamp[0] != now:
+        _stamp = (now, time.strftime("%d/%b/%Y %H:%M:%S", time.localtime(now)))
+    return _stamp[1]
 
 
 def request_line(scope: Scope) -> str:
@@ -62,9 +74,11 @@ async def _logged_http(
         code = status if status is not None else 500
         level = logging.ERROR if code >= 500 else logging.WARNING if code >= 400 else logging.INFO
         spent = request_cost_module.end(cost) if cost is not None else ""
-        server_logger.log(
-            level, '"%s" %s %s%s', request_line(scope), code, size, spent, extra=log_extra(code)
-        )
+        # Nothing is built for a line no handler would write (django.server set to WARNING).
+        if server_logger.isEnabledFor(level):
+            server_logger.log(
+                level, '"%s" %s %s%s', request_line(scope), code, size, spent, extra=log_extra(code)
+            )
 
 
 async def _logged_websocket(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:

@@ -7,12 +7,13 @@ decides per request: when every middleware is sync-capable and the URL resolves 
 URLconf) to a sync view, it reads the body on the event loop as Django does,
 then runs what ``WSGIHandler`` runs (``request_started``, the request, the sync middleware chain
 built by ``load_middleware(is_async=False)``, ``request_finished``) in ONE hop to a bounded
-thread pool the handler owns, and sends the response from the event loop. Anything else (an async
-view, an async-only middleware, a URL it cannot resolve) goes to Django's own async path, so async
-views still run on the event loop; that path's middleware chain takes one hop per run of sync
-hooks when every middleware is a plain ``MiddlewareMixin`` (``async_chain.py``), and each request
-there leases its thread-sensitive thread from a pool instead of starting one
-(``request_threads.py``).
+thread pool the handler owns, awaited in the request's own task (one more task watches for a
+disconnect, see :meth:`SyncFastHandler.handle_sync`), and sends the response from the event loop.
+Anything else (an async view, an async-only middleware, a URL it cannot resolve) goes to Django's
+own async path, so async views still run on the event loop; that path's middleware chain takes one
+hop per run of sync hooks when every middleware is a plain ``MiddlewareMixin``
+(``async_chain.py``), and each request there leases its thread-sensitive thread from a pool
+instead of starting one (``request_threads.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 import contextlib
 import functools
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -125,48 +127,66 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
         return resolves_to_sync(get_resolver(), path)
 
     async def handle_sync(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Django's request cycle with the sync work in one hop; a disconnect while the view
-        runs or the response streams stops it, as in ``ASGIHandler.handle``."""
+        """Django's request cycle with the sync work in one hop, awaited in the request's own
+        task, raced against a disconnect by one watcher task (Django's handler runs the request
+        in a second task and waits for either: two tasks, and the loop rounds they cost).
+
+        As under ``ASGIHandler.handle``: a client gone before the response is ready gets none
+        (the view's thread cannot be stopped, so the response is closed, unsent), a message other
+        than a disconnect after the body raises, and a stream stops when its client goes.
+        """
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
+        hop = Hop()
         listening = asyncio.create_task(self.listen_for_disconnect(receive))
-        responding = asyncio.create_task(self.respond_and_send(scope, body_file, send))
         try:
-            await asyncio.wait((listening, responding), return_when=asyncio.FIRST_COMPLETED)
-            for task in (listening, responding):
-                if not task.done():
-                    task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, RequestAborted):
-                    await task  # an AssertionError (a message after the body) goes up
+            try:
+                response = await self.respond_in_thread(scope, body_file, hop)
+            except asyncio.CancelledError:
+                listening.cancel()
+                # The thread cannot be stopped: whichever of us is last closes what it returns.
+                if (abandoned := hop.abandon()) is not None:
+                    self.pool.submit(abandoned.close)
+                raise
+            if listening.done():  # the client went while the view ran
+                if response.streaming:
+                    await self.close_in_thread(response)
+                with contextlib.suppress(RequestAborted):
+                    listening.result()  # an AssertionError (a message after the body) goes up
+            elif response.streaming:
+                await self.stream(response, listening, send)
+            else:
+                listening.cancel()
+                try:
+                    await self.send_response(response, send)
+                finally:
+                    with contextlib.suppress(asyncio.CancelledError, RequestAborted):
+                        await listening
         finally:
             body_file.close()
 
-    async def respond_and_send(
-        self, scope: Scope, body_file: tempfile.SpooledTemporaryFile[bytes], send: Send
+    async def stream(
+        self, response: HttpResponseBase, listening: asyncio.Task[None], send: Send
     ) -> None:
-        hop = asyncio.ensure_future(self.respond_in_thread(scope, body_file))
+        """Send a streaming response until it ends or the client goes (``listening`` ends),
+        then close it in a pool thread (``request_finished`` runs there)."""
+        sending = asyncio.create_task(self.send_response(response, send))
         try:
-            # The thread cannot be stopped: if the client goes first, close what it returns.
-            response = await asyncio.shield(hop)
-        except asyncio.CancelledError:
-            hop.add_done_callback(self.close_abandoned)
-            raise
-        try:
-            await self.send_response(response, send)
-        except asyncio.CancelledError:
-            pass  # the client went away while the response was sent
-        finally:
-            if response.streaming:
+            await asyncio.wait((listening, sending), return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when this task is cancelled: neither may outlive it
+            try:
+                for task in (listening, sending):
+                    if not task.done():
+                        task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, RequestAborted):
+                        await task  # an AssertionError (a message after the body) goes up
+            finally:
                 await self.close_in_thread(response)
 
-    def close_abandoned(self, hop: asyncio.Future[HttpResponseBase]) -> None:
-        if not hop.cancelled() and hop.exception() is None and hop.result().streaming:
-            self.pool.submit(hop.result().close)
-
     def respond(
-        self, scope: Scope, body_file: tempfile.SpooledTemporaryFile[bytes]
+        self, scope: Scope, body_file: tempfile.SpooledTemporaryFile[bytes], hop: Hop
     ) -> HttpResponseBase:
         """What ``WSGIHandler.__call__`` does, in one pool thread: signals, request, response.
 
@@ -186,11 +206,38 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
                 response.block_size = self.chunk_size
         if not response.streaming:
             response.close()
+        elif hop.hand_over(response):
+            response.close()  # nobody waits for the stream any more
         return response
 
     @staticmethod
     def close_response(response: HttpResponseBase) -> None:
         response.close()
+
+
+class Hop:
+    """One request's trip to the pool, as both sides see it: a streaming response whose
+    request's task was cancelled while the thread made it is closed by whichever side is
+    last (the thread when it finishes after the cancellation, the task otherwise)."""
+
+    __slots__ = ("abandoned", "lock", "response")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.abandoned = False
+        self.response: HttpResponseBase | None = None
+
+    def hand_over(self, response: HttpResponseBase) -> bool:
+        """In the thread: keep ``response`` for the task; True if it was abandoned already."""
+        with self.lock:
+            self.response = response
+            return self.abandoned
+
+    def abandon(self) -> HttpResponseBase | None:
+        """In the cancelled task: the streaming response the thread made already, if any."""
+        with self.lock:
+            self.abandoned = True
+            return self.response
 
 
 @functools.lru_cache(maxsize=RESOLVE_CACHE_SIZE)

@@ -29,11 +29,13 @@ def wrap(
     request_cost: bool = False,
     health_path: str | None = None,
     metrics_fd: int = -1,
+    access_log: bool = True,
 ) -> ASGIApp:
     """The project's application with asgiserve's layers around it; with the reloader's
     ``generation``, open tabs follow reloads (see :mod:`tab_reload`); with ``request_cost``,
-    each request's log line says what it cost (see :mod:`insight.request_cost`); with a
-    ``metrics_fd``, requests are counted on that metrics board (see :mod:`metrics`)."""
+    each request's log line says what it cost (see :mod:`insight.request_cost`); without
+    ``access_log``, no request log at all; with a ``metrics_fd``, requests are counted on that
+    metrics board (see :mod:`metrics`)."""
     if serve_static:
         from django_asgiserve.asgi.static import StaticFiles
 
@@ -42,7 +44,8 @@ def wrap(
         from django_asgiserve.asgi.tab_reload import follow
 
         app = follow(app, generation, listener_paths)
-    app = log_requests(app, request_cost=request_cost)
+    if access_log:
+        app = log_requests(app, request_cost=request_cost)
     if proxy_headers:
         # Outside the log, so that it shows the client the proxy reports.
         from django_asgiserve.asgi.proxy_headers import TrustedProxies, trust_proxy_headers

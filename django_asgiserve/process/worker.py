@@ -104,6 +104,7 @@ def run(
             request_cost=config.request_cost and error is None,
             health_path=config.health_path if config.health_path or config.drain_delay else None,
             metrics_fd=config.metrics_fd,
+            access_log=config.access_log,
         )
         if config.max_requests:
             application = recycled(application, config, channel)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -80,6 +82,31 @@ def test_requests_with_reloader(project, start, backend, workers):
     fastpath_project.install(project, fast=True)
     server = start("--backend", backend, "--workers", str(workers)).wait_serving()
     check_requests(server, fast=True)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_clients_that_leave_cost_nothing_but_their_request(project, start, backend, workers):
+    """A client gone before its sync view answers: the answer is dropped, the response still
+    closed (``request_finished``); one gone from a stream: the stream stops. Nothing is
+    reported as an error, and the worker goes on serving."""
+    fastpath_project.install(project, fast=True)
+    server = start("--noreload", "--backend", backend, "--workers", str(workers)).wait_serving()
+    gates = fastpath_project.gates(project)
+    address = urlsplit(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=DEADLINE) as client:
+        client.sendall(b"GET /fp/gated/?name=left HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        wait_for((gates / "left.started").exists, what="the gated view to start")
+    (gates / "left.open").touch()
+    wait_for((gates / "left.closed").exists, what="the abandoned response to be closed")
+
+    with socket.create_connection((address.hostname, address.port), timeout=DEADLINE) as client:
+        client.sendall(b"GET /fp/gated-sse/?name=sse HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        received = bytearray()
+        wait_for(lambda: received.extend(client.recv(65536)) or b"tick 2" in received)
+    wait_for((gates / "sse.closed").exists, what="the abandoned stream to be closed")
+
+    assert server.get("/sync/").text == "hello from testproject"
+    assert "Traceback" not in server.output, server.output
 
 
 def test_a_fast_path_setting_that_is_not_a_bool_is_refused(project):

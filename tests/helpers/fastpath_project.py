@@ -1,7 +1,8 @@
 """Views that show which path served a request, added to a test's copy of ``testproject``.
 
 ``install(project, fast=...)`` writes ``demo/fastpath_views.py``, routes it under ``/fp/`` and
-sets ``ASGISERVE["SYNC_FAST_PATH"]`` and ``ATOMIC_REQUESTS``.
+sets ``ASGISERVE["SYNC_FAST_PATH"]`` and ``ATOMIC_REQUESTS``. The gated views talk to a test
+through marker files in :func:`gates` (shared by every worker).
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import asyncio
 import hashlib
 import os
 import threading
+import time
+from pathlib import Path
 
+from django.conf import settings
 from django.core import signals
 from django.core.exceptions import SynchronousOnlyOperation
 from django.db import connection, transaction
@@ -112,6 +116,45 @@ def orm(request):
     )
 
 
+GATES = Path(settings.BASE_DIR) / "fp-gates"
+GATES.mkdir(exist_ok=True)
+
+
+class _MarkedResponse(HttpResponse):
+    marker = ""
+
+    def close(self):
+        super().close()
+        (GATES / f"{self.marker}.closed").touch()
+
+
+def gated(request):
+    # Answers once the test opens the gate (30 s at most): the client can leave meanwhile.
+    name = request.GET["name"]
+    (GATES / f"{name}.started").touch()
+    deadline = time.monotonic() + 30
+    while not (GATES / f"{name}.open").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    response = _MarkedResponse("x" * 200_000)
+    response.marker = name
+    return response
+
+
+async def _ticks(name):
+    try:
+        n = 0
+        while True:
+            yield f"data: tick {n}\\n\\n"
+            n += 1
+            await asyncio.sleep(0.05)
+    finally:
+        (GATES / f"{name}.closed").touch()
+
+
+def gated_sse(request):
+    return StreamingHttpResponse(_ticks(request.GET["name"]), content_type="text/event-stream")
+
+
 # ATOMIC_REQUESTS refuses async views.
 @transaction.non_atomic_requests
 async def async_orm(request):
@@ -138,8 +181,16 @@ urlpatterns = [
     path("boom/", v.boom),
     path("orm/", v.orm),
     path("async-orm/", v.async_orm),
+    path("gated/", v.gated),
+    path("gated-sse/", v.gated_sse),
 ]
 """
+
+
+def gates(project: Path) -> Path:
+    """Where the gated views leave their markers (``NAME.started``, ``NAME.closed``) and look
+    for the test's (``NAME.open``)."""
+    return project / "fp-gates"
 
 
 def install(project: Path, *, fast: bool) -> None:

@@ -35,6 +35,7 @@ def problem_ids(settings, value: object) -> list[str]:
         ({"LOOP_WARN_MS": True}, ["asgiserve.E013"]),
         ({"LOOP_WARN_MS": 0}, []),
         ({"REQUEST_COST": "yes"}, ["asgiserve.E008"]),
+        ({"ACCESS_LOG": "no"}, ["asgiserve.E008"]),
         ({"HEALTH_PATH": "healthz"}, ["asgiserve.E014"]),
         ({"HEALTH_PATH": 1}, ["asgiserve.E014"]),
         ({"HEALTH_PATH": "/healthz"}, []),

@@ -37,7 +37,11 @@ async def async_view(request):
     return HttpResponse(current())
 
 
-urlpatterns = [path("nested/", nested), path("async/", async_view)]
+def plain(request):
+    return HttpResponse("plain")
+
+
+urlpatterns = [path("nested/", nested), path("async/", async_view), path("plain/", plain)]
 
 
 def get(handler: SyncFastHandler, url: str) -> tuple[int, str]:
@@ -84,3 +88,55 @@ def test_async_views_run_on_the_event_loop(handler):
     status, body = get(handler, "/async/")
     assert status == 200
     assert body == "MainThread"
+
+
+def test_a_complete_response_costs_one_task_the_disconnect_watcher(handler):
+    """The hop is awaited in the request's own task, raced against a disconnect by one watcher
+    (Django's handler, and this one before, ran three: tasks and their loop rounds are most of
+    what a sync request costs the event loop)."""
+    created: list[object] = []
+    sent: list[dict] = []
+
+    async def request() -> None:
+        loop = asyncio.get_running_loop()
+
+        def counting_factory(loop, coro, **kwargs):
+            created.append(coro.__qualname__)
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        loop.set_task_factory(counting_factory)
+        messages = [{"type": "http.request", "body": b""}]
+
+        async def receive() -> dict:
+            if messages:
+                return messages.pop()
+            await asyncio.Event().wait()  # a client that stays
+            raise AssertionError("unreachable")
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await handler(
+            {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "GET",
+                "scheme": "http",
+                "path": "/plain/",
+                "raw_path": b"/plain/",
+                "query_string": b"",
+                "root_path": "",
+                "headers": [(b"host", b"127.0.0.1")],
+                "client": ("127.0.0.1", 1),
+                "server": ("127.0.0.1", 80),
+            },
+            receive,
+            send,
+        )
+        loop.set_task_factory(None)  # asyncio.run's own clean-up tasks are not the request's
+
+    asyncio.run(request())
+    assert sent[0]["status"] == 200
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b"plain"
+    assert created == ["ASGIHandler.listen_for_disconnect"]

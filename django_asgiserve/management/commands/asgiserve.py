@@ -119,6 +119,13 @@ class Command(BaseCommand):  # type: ignore[misc]
             f"{run_config.DEFAULT_LOOP_WARN_MS:g} with the reloader, off with --noreload).",
         )
         parser.add_argument(
+            "--access-log",
+            action=argparse.BooleanOptionalAction,
+            help="Log each request in runserver's format; --no-access-log leaves the request "
+            "log out (as the other servers' CLIs run by default) (default: "
+            "ASGISERVE['ACCESS_LOG'], else on).",
+        )
+        parser.add_argument(
             "--http3",
             action="store_true",
             help="Also serve HTTP/3 (QUIC) on the same UDP port: hypercorn with aioquic, "
