@@ -1,11 +1,17 @@
 """``--drain-delay``: its start (the workers told to drain, the stop put off for the delay) and
-its end: the port refuses new connections, then the workers stop.
+its end: the backlog emptied, the port refusing new connections, then the workers stopping.
 
 Without this the supervisor's copy of each listening socket keeps the port open through the
 workers' grace period: connections a balancer makes meanwhile wait in the backlog and are reset
 when the sockets close, after the balancer has sent a request it must not resend (a POST).
 Shut down, the socket refuses new connections at once (a refused connection is one a balancer
 retries elsewhere, a POST too), while the workers finish what they accepted within the grace.
+
+Shutting a socket down resets what its backlog still holds as well: a connection the kernel
+completed after a worker's last ``accept()`` (or while its event loop was busy) would be reset
+with its request sent. So the end of the delay first holds new connections off
+(:func:`~django_asgiserve.backlog.hold_new_connections`) while the workers, still serving,
+accept what waits, and only then stops them and shuts the sockets down.
 """
 
 from __future__ import annotations
@@ -16,10 +22,16 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
+from django_asgiserve import backlog
 from django_asgiserve.process.protocol import WorkerCommand
 
 #: Seconds to wait for the workers to say they stopped accepting before the port refuses anyway.
 STOPPING_TIMEOUT = 1.0
+#: Seconds the workers get to accept what waits in the backlog at the end of the delay: a
+#: serving worker takes it at once; one whose event loop is blocked longer loses it.
+BACKLOG_TIMEOUT = 2.0
+#: How often the end of a drain looks whether the workers have accepted the backlog.
+BACKLOG_POLL_SECONDS = 0.005
 
 
 class StoppingWorker(Protocol):
@@ -31,13 +43,36 @@ class DrainingWorker(Protocol):
 
 
 def begin_drain(
-    workers: Iterable[DrainingWorker], delay: float, stop: Callable[[], object]
-) -> None:
+    workers: Iterable[DrainingWorker],
+    sockets: Sequence[socket.socket],
+    delay: float,
+    stop: Callable[[], object],
+) -> asyncio.Task[None]:
     """The workers keep serving (their health path says 503) for ``delay`` seconds, so that a
-    balancer takes the host out of rotation before ``stop``, the graceful stop."""
+    balancer takes the host out of rotation, then accept what waits in the backlog of
+    ``sockets`` before ``stop``, the graceful stop."""
     for worker in workers:
         worker.send({"cmd": "drain"})
-    asyncio.get_running_loop().call_later(delay, stop)
+    return asyncio.ensure_future(end_drain(sockets, delay, stop))
+
+
+async def end_drain(
+    sockets: Sequence[socket.socket], delay: float, stop: Callable[[], object]
+) -> None:
+    await asyncio.sleep(delay)  # the delay itself, not a wait for an event
+    await empty_backlogs(sockets, BACKLOG_TIMEOUT)
+    stop()
+
+
+async def empty_backlogs(sockets: Sequence[socket.socket], timeout: float) -> None:
+    """Hold new connections to ``sockets`` off, and return once the workers have accepted those
+    already queued (or after ``timeout`` seconds: a worker whose loop is blocked)."""
+    held = [sock for sock in sockets if backlog.hold_new_connections(sock)]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    # The kernel tells the backlog's length but not when it empties: look until it has.
+    while any(backlog.queued(sock) for sock in held) and loop.time() < deadline:
+        await asyncio.sleep(BACKLOG_POLL_SECONDS)
 
 
 async def refuse_when_stopping(

@@ -184,7 +184,11 @@ class Supervisor(Pool, EditHandling):
             self.kill_everything()
         elif self.config.drain_delay > 0 and self.serving():
             self.draining = True
-            draining.begin_drain(self.workers, self.config.drain_delay, self.stop_requested.set)
+            self.in_background(
+                draining.begin_drain(
+                    self.workers, self.sockets, self.config.drain_delay, self.stop_requested.set
+                )
+            )
             return
         self.stop_requested.set()
 

@@ -4,9 +4,10 @@
 joined to it, 10.203.0.0/24), and runs ``redis-server`` and nginx in ``lb``; nginx's site is
 ``docs/nginx-fleet.conf``, the file the deployment guide shows, with the hosts' addresses put in
 its upstream. ``fleet`` (one per test) starts ``manage.py asgiserve --noreload --workers 2``
-on each host, from a copy of the test project each. Everything is stopped and every namespace
-deleted afterwards, also when a test fails. Tests skip when namespaces cannot be made (not root,
-no iproute2, refused) or nginx or redis-server is missing.
+on each host, from a copy of the test project each, with the backend ``ASGISERVE_FLEET_BACKEND``
+names (uvicorn by default); ``backend_fleet`` does the same once per other backend. Everything is
+stopped and every namespace deleted afterwards, also when a test fails. Tests skip when
+namespaces cannot be made (not root, no iproute2, refused) or nginx or redis-server is missing.
 """
 
 from __future__ import annotations
@@ -25,7 +26,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import DEADLINE, REPO, TESTPROJECT, Output, Server, child_environ, wait_for
+from tests.conftest import (
+    BACKENDS,
+    DEADLINE,
+    REPO,
+    TESTPROJECT,
+    Output,
+    Server,
+    child_environ,
+    wait_for,
+)
 from tests.helpers.netns import NetnsUnavailable, Network, delete_stale, entered
 
 NGINX_SITE = REPO / "docs" / "nginx-fleet.conf"
@@ -37,6 +47,8 @@ REDIS_PORT = 6379
 #: Extra asgiserve options for every host: the drain delay lets in-flight keep-alive
 #: connections end (responses say Connection: close) before the stop.
 HOST_OPTIONS: tuple[str, ...] = ("--drain-delay", "2", "--health-path", "/healthz")
+#: The backend every host of ``fleet`` runs.
+FLEET_BACKEND = os.environ.get("ASGISERVE_FLEET_BACKEND", "uvicorn")
 UPSTREAM_SERVER = re.compile(r"^(\s*)server \S+:\d+(.*;)$", re.MULTILINE)
 
 #: Figures each scenario recorded, printed at the end of the run.
@@ -182,7 +194,9 @@ def fleet_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetNet
 class Host(Server):
     """``manage.py asgiserve`` on a simulated host (inside its namespace, same pid)."""
 
-    def __init__(self, network: Network, name: str, project: Path, redis_url: str) -> None:
+    def __init__(
+        self, network: Network, name: str, project: Path, redis_url: str, backend: str
+    ) -> None:
         address = network.hosts[name]
         allowed = ",".join([network.lb_address, *network.hosts.values()])
         env = {
@@ -192,11 +206,13 @@ class Host(Server):
             "DJANGO_ALLOWED_HOSTS": allowed,
         }
         argv = [
-            sys.executable, "manage.py", "asgiserve", "--noreload", "--workers", "2",
+            sys.executable, "manage.py", "asgiserve", "--noreload", "--backend", backend,
+            "--workers", "2",
             "--proxy-headers", "--forwarded-allow-ips", network.lb_address, *HOST_OPTIONS,
             f"0:{HOST_PORT}",
         ]  # fmt: skip
         self.name = name
+        self.backend = backend
         self.project = project
         self.namespace = network.lb
         self.address = address
@@ -256,9 +272,10 @@ def alive(pid: int) -> bool:
 class Fleet:
     """The hosts of one test, on the module's network."""
 
-    def __init__(self, network: FleetNetwork, workdir: Path) -> None:
+    def __init__(self, network: FleetNetwork, workdir: Path, backend: str) -> None:
         self.network = network
         self.workdir = workdir
+        self.backend = backend
         self.lb = network.lb
         self.balancer = network.balancer
         self.lb_address = network.network.lb_address
@@ -275,7 +292,7 @@ class Fleet:
             )
         if name in self.hosts:
             self.retired.append(self.hosts[name])
-        host = Host(self.network.network, name, project, self.network.redis_url)
+        host = Host(self.network.network, name, project, self.network.redis_url, self.backend)
         self.hosts[name] = host
         return host
 
@@ -284,9 +301,10 @@ class Fleet:
             host.kill()
 
 
-@pytest.fixture
-def fleet(fleet_network: FleetNetwork, tmp_path: Path) -> Iterator[Fleet]:
-    hosts = Fleet(fleet_network, tmp_path)
+@contextlib.contextmanager
+def running_fleet(network: FleetNetwork, workdir: Path, backend: str) -> Iterator[Fleet]:
+    """Every host serving with ``backend``; all of them killed afterwards."""
+    hosts = Fleet(network, workdir, backend)
     try:
         for name in HOSTS:
             hosts.start(name)
@@ -295,6 +313,20 @@ def fleet(fleet_network: FleetNetwork, tmp_path: Path) -> Iterator[Fleet]:
         yield hosts
     finally:
         hosts.close()
+
+
+@pytest.fixture
+def fleet(fleet_network: FleetNetwork, tmp_path: Path) -> Iterator[Fleet]:
+    with running_fleet(fleet_network, tmp_path, FLEET_BACKEND) as hosts:
+        yield hosts
+
+
+@pytest.fixture(params=[backend for backend in BACKENDS if backend != FLEET_BACKEND])
+def backend_fleet(
+    request: pytest.FixtureRequest, fleet_network: FleetNetwork, tmp_path: Path
+) -> Iterator[Fleet]:
+    with running_fleet(fleet_network, tmp_path, request.param) as hosts:
+        yield hosts
 
 
 @pytest.fixture
@@ -318,4 +350,4 @@ def pytest_terminal_summary(terminalreporter) -> None:
             terminalreporter.write_line(f"    {name}: {value}")
 
 
-__all__ = ["DEADLINE", "Fleet", "Host", "alive"]
+__all__ = ["DEADLINE", "FLEET_BACKEND", "Fleet", "Host", "alive"]

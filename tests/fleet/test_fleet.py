@@ -22,7 +22,7 @@ from tests.fleet.conftest import HOST_OPTIONS, HOSTS, NGINX_SITE, Fleet, Host, a
 from tests.helpers.load import Load, Outcome
 from tests.helpers.netns import entered
 from tests.helpers.polling import DEADLINE, wait_for
-from tests.helpers.server import REPO
+from tests.helpers.server import BACKENDS, REPO
 
 pytestmark = pytest.mark.fleet
 
@@ -114,11 +114,6 @@ def test_rolling_deploy_host_by_host(fleet, record):
     assert not any(o.failed for o in restarts), failures(restarts)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a POST on a connection accepted as a host shuts its port can still be reset "
-    "(1 in about 8,000 in some runs; nginx never resends a sent POST): issue 13",
-)
 def test_a_host_restart_under_posts(fleet, record):
     # nginx does not resend a POST it has sent: without --drain-delay (HOST_OPTIONS) one that
     # reaches a host as it stops fails (about 4 per SIGTERM, "Connection reset by peer while
@@ -142,6 +137,7 @@ def test_a_host_restart_under_posts(fleet, record):
     # CSRF refuses the POSTs (403): an answer from Django, which is all this counts.
     outcomes = load.between(start, end)
     figures = {
+        "backend": fleet.backend,
         **summary(load.outcomes),
         "answered 403": sum(o.status == 403 for o in load.outcomes),
         "host options": " ".join(HOST_OPTIONS) or "none",
@@ -149,6 +145,46 @@ def test_a_host_restart_under_posts(fleet, record):
     }
     record(figures)
     assert outcomes
+    assert not any(o.failed for o in load.outcomes), failures(load.outcomes)
+
+
+def test_a_host_restart_under_posts_on_every_backend(backend_fleet, record, request):
+    # The drain of the test above on the other backends, lighter: one host restarted, and no
+    # wait for nginx to send it requests again afterwards. The hosts take turns: the one
+    # restarted by the previous backend's test may still be marked down (fail_timeout).
+    fleet = backend_fleet
+    if fleet.backend == "granian":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=False,
+                reason="granian leaves a request it accepted as it stops unanswered now and then "
+                "(1 or 2 POSTs time out in about 4,000; tests/e2e/test_drain_backlog.py shows "
+                "it with two workers)",
+            )
+        )
+    host = fleet.hosts[HOSTS[BACKENDS.index(fleet.backend) % len(HOSTS)]]
+    with (
+        Load(f"{fleet.balancer}/host/", CONCURRENCY, fleet.lb, method="POST") as load,
+        Load(f"{fleet.balancer}/host/", 2, fleet.lb) as probes,
+    ):
+        # A previous test's restart may have marked the host down for fail_timeout.
+        wait_in_rotation(probes, host.name, time.monotonic())
+        load.wait_answered(time.monotonic(), 100)
+        stopped = time.monotonic()
+        restart(fleet, host)
+        load.wait_answered(time.monotonic(), 100)
+    figures = {
+        "backend": fleet.backend,
+        **summary(load.outcomes),
+        "answered 403": sum(o.status == 403 for o in load.outcomes),
+        "probes it answered while draining": probes.count(
+            lambda o: o.start >= stopped and o.host == host.name
+        ),
+        "failures seen": failures(load.outcomes),
+    }
+    record(figures)
+    # nginx sent the draining host requests: its drain was under load.
+    assert figures["probes it answered while draining"]
     assert not any(o.failed for o in load.outcomes), failures(load.outcomes)
 
 

@@ -173,6 +173,8 @@ class TcpSocket:
     remote_port: int
     state: str
     inode: str
+    #: A listener's: connections in its backlog, waiting for an accept().
+    rx_queue: int = 0
 
 
 def tcp_sockets() -> Iterator[TcpSocket]:
@@ -185,6 +187,7 @@ def tcp_sockets() -> Iterator[TcpSocket]:
         for row in rows:
             fields = row.split()
             local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+            rx_queue = int(fields[4].partition(":")[2], 16)
             address, _, hex_port = local.partition(":")
             raw = bytes.fromhex(address)
             # The kernel prints each 32-bit word in host (little-endian) order.
@@ -195,6 +198,7 @@ def tcp_sockets() -> Iterator[TcpSocket]:
                 remote_port=int(remote.rsplit(":", 1)[1], 16),
                 state=state,
                 inode=inode,
+                rx_queue=rx_queue,
             )
 
 
@@ -206,6 +210,11 @@ def established_sockets(port: int) -> set[str]:
 def listening_addresses(port: int) -> set[str]:
     """The local addresses of the sockets listening on TCP ``port``."""
     return {s.local_address for s in tcp_sockets() if s.state == LISTEN and s.local_port == port}
+
+
+def listen_backlog(port: int) -> int:
+    """Connections waiting to be accepted on TCP ``port``, over all its listening sockets."""
+    return sum(s.rx_queue for s in tcp_sockets() if s.state == LISTEN and s.local_port == port)
 
 
 def worker_connections(pid: int, port: int) -> set[str]:
