@@ -63,6 +63,6 @@ async def recycle(pool: Pool, worker: Worker) -> None:
         replacement = await pool.spawn(preloader, worker.slot)
         if replacement is None or worker not in pool.workers:
             return
-        pool.workers.add(replacement)
         pool.workers.discard(worker)
+        pool.admit([replacement])
         pool.in_background(pool.retire(worker))
