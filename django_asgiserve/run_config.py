@@ -74,6 +74,9 @@ class ServerConfig:
     #: ``--max-requests`` (0: no limit) and ``--max-requests-jitter``: see process.recycling.
     max_requests: int = 0
     max_requests_jitter: int = 0
+    #: ``--max-worker-memory``: MiB a worker's largest process may hold (0: no limit); see
+    #: process.memory.
+    max_worker_memory: int = 0
 
     @property
     def tls(self) -> TLSFiles | None:

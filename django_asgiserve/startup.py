@@ -103,12 +103,16 @@ class FleetOptions(TypedDict):
     startup_timeout: float
     max_requests: int
     max_requests_jitter: int
+    max_worker_memory: int
 
 
 def fleet_options(options: dict[str, Any], serve_settings: ServeSettings) -> FleetOptions:
-    """The health path and drain delay (the command line over ``settings.ASGISERVE``), the
-    start-up timeout and the request limit."""
-    from django_asgiserve.process.failfast import DEFAULT_STARTUP_TIMEOUT
+    """The health path, drain delay, start-up timeout and recycling limits: the command line
+    over ``settings.ASGISERVE``."""
+
+    def option_or_setting(name: str) -> Any:
+        value = options.get(name)
+        return getattr(serve_settings, name) if value is None else value
 
     health_path = options.get("health_path")
     if health_path is None:
@@ -118,15 +122,13 @@ def fleet_options(options: dict[str, Any], serve_settings: ServeSettings) -> Fle
     drain_delay = options.get("drain_delay")
     if drain_delay is None:
         drain_delay = serve_settings.drain_delay
-    startup_timeout = options.get("startup_timeout")
     return {
         "health_path": health_path or "",
         "drain_delay": float(drain_delay),
-        "startup_timeout": DEFAULT_STARTUP_TIMEOUT
-        if startup_timeout is None
-        else float(startup_timeout),
-        "max_requests": options.get("max_requests") or 0,
-        "max_requests_jitter": options.get("max_requests_jitter") or 0,
+        "startup_timeout": float(option_or_setting("startup_timeout")),
+        "max_requests": int(option_or_setting("max_requests")),
+        "max_requests_jitter": int(option_or_setting("max_requests_jitter")),
+        "max_worker_memory": int(option_or_setting("max_worker_memory")),
     }
 
 

@@ -31,6 +31,7 @@ class Pool:
     worker_count: int
     sockets: list[socket.socket]
     socket_per_worker: bool
+    say: Say
     warn: Say
     preloader: Preloader | None
     preloader_boot: asyncio.Future[None] | None
@@ -41,6 +42,8 @@ class Pool:
     crashes: int
     last_crash: float
     warned_no_fork: bool
+    #: Whether a worker too big to be helped by a new one has been reported (see :mod:`memory`).
+    warned_too_big: bool = False
     generation: str
     #: Between SIGTERM and the stop with --drain-delay: no reloads, a second signal kills.
     draining: bool

@@ -253,7 +253,7 @@ class Supervisor(Pool, EditHandling):
         worker.stopping_seen.set()
 
     def handle_recycle(self, worker: Worker, message: RecycleEvent) -> None:
-        self.in_background(recycling.recycle(self, worker))
+        self.in_background(recycling.recycle(self, worker, message))
 
     def handle_worker_closed(self, worker: Worker) -> None:
         if worker.preloader is not None:

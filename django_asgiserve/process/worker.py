@@ -104,7 +104,7 @@ def run(
             request_cost=config.request_cost and error is None,
             health_path=config.health_path if config.health_path or config.drain_delay else None,
         )
-        if config.max_requests:
+        if config.max_requests or config.max_worker_memory:
             application = recycled(application, config, channel)
         application = insight_hooks(application, config, error is None)
         if error is None:
@@ -130,13 +130,11 @@ def insight_hooks(application: ASGIApp, config: ServerConfig, loaded: bool) -> A
 
 
 def recycled(application: ASGIApp, config: ServerConfig, channel: WorkerChannel) -> ASGIApp:
-    """``application`` asking the supervisor for a replacement past --max-requests."""
+    """``application`` asking the supervisor for a replacement past --max-requests or
+    --max-worker-memory."""
     from django_asgiserve.process import recycling
 
-    limit = recycling.request_limit(config.max_requests, config.max_requests_jitter)
-    return recycling.limit_requests(
-        application, limit, lambda: channel.send({"event": "recycle", "reason": "max-requests"})
-    )
+    return recycling.with_limits(application, config, channel.send)
 
 
 def close_in_child(channel: WorkerChannel) -> None:
