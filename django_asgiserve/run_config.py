@@ -86,6 +86,10 @@ class ServerConfig:
         """The metrics board's descriptor, for a child that must inherit it."""
         return [self.metrics_fd] if self.metrics_fd >= 0 else []
 
+    #: ``--max-worker-memory``: MiB a worker's largest process may hold (0: no limit); see
+    #: process.memory.
+    max_worker_memory: int = 0
+
     @property
     def tls(self) -> TLSFiles | None:
         return TLSFiles(self.certfile, self.keyfile) if self.certfile else None

@@ -39,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     "HEALTH_PATH": "",
     "DRAIN_DELAY": 0,
     "METRICS": "",
+    "STARTUP_TIMEOUT": 60,
+    "MAX_REQUESTS": 0,
+    "MAX_REQUESTS_JITTER": 0,
+    "MAX_WORKER_MEMORY": 0,
 }
 
 
@@ -75,6 +79,12 @@ class ServeSettings:
     drain_delay: float = 0.0
     #: ``[addr:]port`` of the supervisor's Prometheus listener; empty: none.
     metrics: str = ""
+    #: ``--startup-timeout``, ``--max-requests``, ``--max-requests-jitter`` and
+    #: ``--max-worker-memory`` (MiB) when the command line leaves them out.
+    startup_timeout: float = 60.0
+    max_requests: int = 0
+    max_requests_jitter: int = 0
+    max_worker_memory: int = 0
 
 
 def raw() -> dict[str, Any]:
@@ -168,7 +178,8 @@ def _metrics_problems(value: object) -> list[Problem]:
 
 
 def _fleet_problems(merged: Mapping[str, Any]) -> list[Problem]:
-    """``HEALTH_PATH`` (a path or empty) and ``DRAIN_DELAY`` (seconds)."""
+    """``HEALTH_PATH`` (a path or empty), ``DRAIN_DELAY`` and ``STARTUP_TIMEOUT`` (seconds),
+    ``MAX_REQUESTS``, ``MAX_REQUESTS_JITTER`` and ``MAX_WORKER_MEMORY`` (counts, 0: off)."""
     found = []
     path = merged["HEALTH_PATH"]
     if not isinstance(path, str) or (path and not path.startswith("/")):
@@ -185,7 +196,33 @@ def _fleet_problems(merged: Mapping[str, Any]) -> list[Problem]:
         found.append(
             Problem("asgiserve.E015", "ASGISERVE['DRAIN_DELAY'] must be a number of seconds.")
         )
+    if not is_seconds(merged["STARTUP_TIMEOUT"]):
+        found.append(
+            Problem(
+                "asgiserve.E018",
+                "ASGISERVE['STARTUP_TIMEOUT'] must be a number of seconds (0: no bound), not "
+                f"{merged['STARTUP_TIMEOUT']!r}.",
+            )
+        )
+    counts = {
+        "MAX_REQUESTS": ("asgiserve.E019", "a number of requests (0: no limit)"),
+        "MAX_REQUESTS_JITTER": ("asgiserve.E020", "a number of requests (0 or more)"),
+        "MAX_WORKER_MEMORY": ("asgiserve.E021", "a number of MiB (0: no limit)"),
+    }
+    for key, (check_id, what) in counts.items():
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            found.append(Problem(check_id, f"ASGISERVE[{key!r}] must be {what}, not {value!r}."))
     return found
+
+
+def is_seconds(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
 
 
 def is_milliseconds(value: object) -> bool:
@@ -310,4 +347,8 @@ def load() -> ServeSettings:
         health_path=merged["HEALTH_PATH"],
         drain_delay=float(merged["DRAIN_DELAY"]),
         metrics=merged["METRICS"],
+        startup_timeout=float(merged["STARTUP_TIMEOUT"]),
+        max_requests=merged["MAX_REQUESTS"],
+        max_requests_jitter=merged["MAX_REQUESTS_JITTER"],
+        max_worker_memory=merged["MAX_WORKER_MEMORY"],
     )

@@ -103,37 +103,32 @@ class FleetOptions(TypedDict):
     startup_timeout: float
     max_requests: int
     max_requests_jitter: int
+    max_worker_memory: int
     metrics: str
 
 
 def fleet_options(options: dict[str, Any], serve_settings: ServeSettings) -> FleetOptions:
-    """The health path, drain delay and metrics listener (the command line over
-    ``settings.ASGISERVE``), the start-up timeout and the request limit."""
+    """The health path, drain delay, metrics listener, start-up timeout and recycling limits:
+    the command line over ``settings.ASGISERVE``."""
     from django_asgiserve.process import metrics_listener
-    from django_asgiserve.process.failfast import DEFAULT_STARTUP_TIMEOUT
 
-    health_path = options.get("health_path")
-    if health_path is None:
-        health_path = serve_settings.health_path
+    def option_or_setting(name: str) -> Any:
+        value = options.get(name)
+        return getattr(serve_settings, name) if value is None else value
+
+    health_path = option_or_setting("health_path")
     if health_path and not health_path.startswith("/"):
         raise CommandError(f"--health-path {health_path!r}: a path starts with '/'.")
-    drain_delay = options.get("drain_delay")
-    if drain_delay is None:
-        drain_delay = serve_settings.drain_delay
-    startup_timeout = options.get("startup_timeout")
-    metrics = options.get("metrics")
-    if metrics is None:
-        metrics = serve_settings.metrics
+    metrics = option_or_setting("metrics")
     if metrics:
         metrics_listener.parse(metrics)  # CommandError now, before anything is bound
     return {
         "health_path": health_path or "",
-        "drain_delay": float(drain_delay),
-        "startup_timeout": DEFAULT_STARTUP_TIMEOUT
-        if startup_timeout is None
-        else float(startup_timeout),
-        "max_requests": options.get("max_requests") or 0,
-        "max_requests_jitter": options.get("max_requests_jitter") or 0,
+        "drain_delay": float(option_or_setting("drain_delay")),
+        "startup_timeout": float(option_or_setting("startup_timeout")),
+        "max_requests": int(option_or_setting("max_requests")),
+        "max_requests_jitter": int(option_or_setting("max_requests_jitter")),
+        "max_worker_memory": int(option_or_setting("max_worker_memory")),
         "metrics": metrics or "",
     }
 

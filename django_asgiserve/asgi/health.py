@@ -8,25 +8,37 @@ kept-alive connections end after an answer rather than being closed under a requ
 
 The state is one byte of anonymous shared memory made in the worker before its backend serves:
 a backend that forks its own processes (gunicorn's arbiter) hands it to each of them, so they
-all see the worker's flag.
+all see the worker's flag. A worker may be told to drain before it has built its layers (it
+says it is ready first): the flag is made by whichever comes first, and keeps what it was told.
 """
 
 from __future__ import annotations
 
 import mmap
+import threading
 
 from django_asgiserve.asgi.types import ASGIApp, Message, Receive, Scope, Send
 
-#: This worker's draining flag (byte 0 non-zero: draining); ``None`` before ``answer_health``.
+#: This worker's draining flag (byte 0 non-zero: draining); ``None`` until it is needed.
 _draining: mmap.mmap | None = None
+_made = threading.Lock()
 
 HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store")]
 
 
+def _flag() -> mmap.mmap:
+    """This worker's flag, made on first use: in the worker (after the fork from the preloader
+    or the command), so that a new worker never shares the flag of the one it replaces."""
+    global _draining
+    with _made:  # the worker's channel thread and its main thread may both be first
+        if _draining is None:
+            _draining = mmap.mmap(-1, 1)
+        return _draining
+
+
 def mark_draining() -> None:
-    """From now on the health path answers 503, in this process and every process it forked."""
-    if _draining is not None:
-        _draining[0] = 1
+    """From now on the health path answers 503, in this process and every process it forks."""
+    _flag()[0] = 1
 
 
 def is_draining() -> bool:
@@ -36,11 +48,7 @@ def is_draining() -> bool:
 def answer_health(app: ASGIApp, path: str) -> ASGIApp:
     """``app`` with ``path`` (when given) answered here, and ``Connection: close`` on every
     response once draining."""
-    global _draining
-    # Made per worker (after the fork from the preloader): a new worker must not share the
-    # flag of the one it replaces.
-    _draining = mmap.mmap(-1, 1)
-    flag = _draining
+    flag = _flag()
 
     async def health_app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

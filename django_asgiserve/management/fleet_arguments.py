@@ -28,18 +28,27 @@ def add_fleet_arguments(
         "--startup-timeout",
         type=seconds,
         help="With --noreload, fail when no worker is ready within this many seconds "
-        "(default 60; 0: wait forever).",
+        "(default: ASGISERVE['STARTUP_TIMEOUT'], else 60; 0: wait forever).",
     )
     parser.add_argument(
         "--max-requests",
         type=count,
         help="Replace a worker (the new one ready first) after it has served this many "
-        "requests (default: no limit).",
+        "requests (default: ASGISERVE['MAX_REQUESTS'], else no limit).",
     )
     parser.add_argument(
         "--max-requests-jitter",
         type=count,
-        help="Add up to this many requests to each worker's --max-requests, at random.",
+        help="Add up to this many requests to each worker's --max-requests, at random "
+        "(default: ASGISERVE['MAX_REQUESTS_JITTER'], else 0).",
+    )
+    parser.add_argument(
+        "--max-worker-memory",
+        type=count,
+        metavar="MB",
+        help="Replace a worker (the new one ready first) once one of its processes holds more "
+        "than MB MiB of resident memory, checked every second; Linux only (default: "
+        "ASGISERVE['MAX_WORKER_MEMORY'], else no limit).",
     )
     parser.add_argument(
         "--metrics",

@@ -19,8 +19,6 @@ from django_asgiserve.run_config import ServerConfig
 
 #: Crashes in a row, with no worker serving, after which a ``--noreload`` server gives up.
 CRASHES_IN_A_ROW = 5
-#: ``--startup-timeout`` by default, in seconds.
-DEFAULT_STARTUP_TIMEOUT = 60.0
 
 
 def no_worker_ready(timeout: float) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from django_asgiserve.asgi.tab_reload import new_generation
@@ -31,6 +31,7 @@ class Pool:
     worker_count: int
     sockets: list[socket.socket]
     socket_per_worker: bool
+    say: Say
     warn: Say
     preloader: Preloader | None
     preloader_boot: asyncio.Future[None] | None
@@ -41,6 +42,8 @@ class Pool:
     crashes: int
     last_crash: float
     warned_no_fork: bool
+    #: Whether a worker too big to be helped by a new one has been reported (see :mod:`memory`).
+    warned_too_big: bool = False
     generation: str
     #: Between SIGTERM and the stop with --drain-delay: no reloads, a second signal kills.
     draining: bool
@@ -156,7 +159,8 @@ class Pool:
         ``same_code``: for workers that crashed, so the new ones keep their generation;
         ``timeline``: marks when the preloader forks and when the new workers are ready."""
         async with self.reload_lock:
-            if self.stop_requested.is_set() or self.draining:
+            # A drain still replaces a crashed worker (which then drains too), not the code.
+            if self.stop_requested.is_set() or (self.draining and not same_code):
                 return
             preloader = await self.current_preloader()
             if cold or preloader is None or self.needs_new_preloader(preloader):
@@ -187,10 +191,20 @@ class Pool:
         # A worker with a socket of its own is retired only once its socket has a new one.
         taken = {worker.slot for worker in workers}
         kept = {old for old in self.workers if None not in taken and old.slot not in taken}
-        old_workers, self.workers = self.workers - kept, workers | kept
+        old_workers, self.workers = self.workers - kept, kept
+        self.admit(workers)
         self.generation = generation
         for old in old_workers:
             self.in_background(self.retire(old))
+
+    def admit(self, workers: Iterable[Worker]) -> None:
+        """Serve with ``workers`` too: the one place a worker joins the serving ones, so that
+        one that starts during a drain (a crashed worker's replacement, a recycle or a reload
+        that was under way) is told to drain as well."""
+        for worker in workers:
+            self.workers.add(worker)
+            if self.draining:
+                worker.send({"cmd": "drain"})
 
     async def replace_crashed(self, worker: Worker | None, slot: int | None = None) -> None:
         # A worker that dies right after saying it is ready (its code exits, it runs out of
@@ -215,6 +229,6 @@ class Pool:
             async with self.reload_lock:
                 replacement = await self.spawn(preloader, worker.slot if worker else slot)
             if replacement is not None:
-                self.workers.add(replacement)
+                self.admit([replacement])
         else:
             await self.reload(cold=False, same_code=True)

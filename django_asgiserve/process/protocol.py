@@ -25,7 +25,9 @@ supervisor     ``watch``           watch these ``roots`` for me
                ``learned``         I imported these library ``modules`` the preloader had not
                ``classified``      the answer to ``changed`` ``id``: ``action`` and ``paths``
                ``stopping``        I stopped accepting (the answer to ``stop``)
-               ``recycle``         replace me: I served my share (``reason``: max-requests)
+               ``recycle``         replace me: past a limit (``reason``: max-requests, with
+                                   ``served``; max-memory, with ``rss_mb`` and
+                                   ``start_rss_mb``), measured in process ``pid``
 relay          question            ``id`` and ``paths``, to each of gunicorn's workers
                answer              ``id``, ``action`` and ``paths`` back
 ============== =================== ============================================================
@@ -114,9 +116,28 @@ class StoppingEvent(TypedDict):
     event: Literal["stopping"]
 
 
-class RecycleEvent(TypedDict):
+class RequestsRecycleEvent(TypedDict):
     event: Literal["recycle"]
     reason: Literal["max-requests"]
+    #: The worker that counted.
+    pid: int
+    #: Requests and WebSocket connections served (with gunicorn, by all its workers).
+    served: int
+
+
+class MemoryRecycleEvent(TypedDict):
+    event: Literal["recycle"]
+    reason: Literal["max-memory"]
+    #: The process past the limit: the worker, or one it forked (one of gunicorn's workers).
+    pid: int
+    #: Its resident memory, in MiB.
+    rss_mb: int
+    #: The worker's resident memory when it started serving, in MiB (see process.memory).
+    start_rss_mb: int
+
+
+RecycleEvent = RequestsRecycleEvent | MemoryRecycleEvent
+RecycleReason = Literal["max-requests", "max-memory"]
 
 
 class RelayQuestion(TypedDict):

@@ -159,7 +159,7 @@ class Supervisor(Pool, EditHandling):
 
     def start_serving(self, task: asyncio.Future[list[Worker | None]]) -> None:
         workers = [] if task.cancelled() else task.result()
-        self.workers = {w for w in workers if w is not None}
+        self.admit(w for w in workers if w is not None)
         for slot, worker in zip(self.slots(len(workers)), workers, strict=True):
             if worker is None and not self.stop_requested.is_set():
                 self.in_background(self.replace_crashed(None, slot))
@@ -283,7 +283,7 @@ class Supervisor(Pool, EditHandling):
 
     def handle_recycle(self, worker: Worker, message: RecycleEvent) -> None:
         self.tally.asked_to_recycle(worker)
-        self.in_background(recycling.recycle(self, worker))
+        self.in_background(recycling.recycle(self, worker, message))
 
     def handle_worker_closed(self, worker: Worker) -> None:
         ready = worker.ready is not None and worker.ready.done()

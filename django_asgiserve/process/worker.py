@@ -106,7 +106,7 @@ def run(
             metrics_fd=config.metrics_fd,
             access_log=config.access_log,
         )
-        if config.max_requests:
+        if config.max_requests or config.max_worker_memory:
             application = recycled(application, config, channel)
         application = insight_hooks(application, config, error is None)
         if error is None:
@@ -132,13 +132,11 @@ def insight_hooks(application: ASGIApp, config: ServerConfig, loaded: bool) -> A
 
 
 def recycled(application: ASGIApp, config: ServerConfig, channel: WorkerChannel) -> ASGIApp:
-    """``application`` asking the supervisor for a replacement past --max-requests."""
+    """``application`` asking the supervisor for a replacement past --max-requests or
+    --max-worker-memory."""
     from django_asgiserve.process import recycling
 
-    limit = recycling.request_limit(config.max_requests, config.max_requests_jitter)
-    return recycling.limit_requests(
-        application, limit, lambda: channel.send({"event": "recycle", "reason": "max-requests"})
-    )
+    return recycling.with_limits(application, config, channel.send)
 
 
 def close_in_child(channel: WorkerChannel) -> None:

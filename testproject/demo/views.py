@@ -17,6 +17,10 @@ MESSAGE = "hello from testproject"
 
 MAX_SLOW_SECONDS = 30.0
 UPLOAD_READ_SIZE = 1024 * 1024
+MAX_GROW_MB = 100
+
+#: What ``grow`` keeps, for the life of the process (a leak, for --max-worker-memory).
+HELD = []
 
 
 def index(request):
@@ -167,3 +171,14 @@ async def async_queries(request):
         await sync_to_async(_run_queries)(1)
         await asyncio.sleep(pause)
     return HttpResponse("done", content_type="text/plain")
+
+
+def grow(request):
+    """Keep ?mb= more MiB (default 20, at most 100) for the life of this process, as a leak
+    would, then pause ?pause= seconds (default 0.1); the pid and the MiB kept so far."""
+    megabytes = min(max(int(request.GET.get("mb", 20)), 0), MAX_GROW_MB)
+    # Written, not just reserved: every page becomes resident.
+    HELD.append(b"\x01" * (megabytes * 1024 * 1024))
+    time.sleep(min(float(request.GET.get("pause", 0.1)), MAX_SLOW_SECONDS))
+    held = sum(len(chunk) for chunk in HELD) // (1024 * 1024)
+    return JsonResponse({"pid": os.getpid(), "held_mb": held})

@@ -22,6 +22,7 @@ urlpatterns = [
     path("thread-sleep/", views.thread_sleep, name="thread-sleep"),
     path("queries/", views.queries, name="queries"),
     path("async-queries/", views.async_queries, name="async-queries"),
+    path("grow/", views.grow, name="grow"),
     path("admin/", admin.site.urls),
 ]
 

@@ -50,6 +50,25 @@ def problem_ids(settings, value: object) -> list[str]:
         ({"METRICS": "9100"}, []),
         ({"METRICS": "0:9100"}, []),
         ({"METRICS": "[::1]:9100"}, []),
+        ({"STARTUP_TIMEOUT": -1}, ["asgiserve.E018"]),
+        ({"STARTUP_TIMEOUT": "1m"}, ["asgiserve.E018"]),
+        ({"STARTUP_TIMEOUT": float("inf")}, ["asgiserve.E018"]),
+        ({"STARTUP_TIMEOUT": False}, ["asgiserve.E018"]),
+        ({"STARTUP_TIMEOUT": 0}, []),
+        ({"STARTUP_TIMEOUT": 2.5}, []),
+        ({"MAX_REQUESTS": -1}, ["asgiserve.E019"]),
+        ({"MAX_REQUESTS": 1000.0}, ["asgiserve.E019"]),
+        ({"MAX_REQUESTS": True}, ["asgiserve.E019"]),
+        ({"MAX_REQUESTS": 1000}, []),
+        ({"MAX_REQUESTS_JITTER": -1}, ["asgiserve.E020"]),
+        ({"MAX_REQUESTS_JITTER": "50"}, ["asgiserve.E020"]),
+        ({"MAX_REQUESTS_JITTER": 50}, []),
+        ({"MAX_WORKER_MEMORY": -1}, ["asgiserve.E021"]),
+        ({"MAX_WORKER_MEMORY": "512M"}, ["asgiserve.E021"]),
+        ({"MAX_WORKER_MEMORY": 512.5}, ["asgiserve.E021"]),
+        ({"MAX_WORKER_MEMORY": None}, ["asgiserve.E021"]),
+        ({"MAX_WORKER_MEMORY": 0}, []),
+        ({"MAX_WORKER_MEMORY": 512}, []),
         ({"BACKEND": "tornado", "RUNSERVER": 0}, ["asgiserve.E003", "asgiserve.E008"]),
     ],
 )
@@ -82,3 +101,19 @@ def test_load_gives_the_typed_view(settings) -> None:
     assert loaded.graceful_timeout == 3.0
     assert loaded.forwarded_allow_ips == ("10.0.0.0/8",)
     assert loaded.test_backend == "auto"
+
+
+def test_load_gives_the_fleet_limits(settings) -> None:
+    settings.ASGISERVE = {
+        "STARTUP_TIMEOUT": 5,
+        "MAX_REQUESTS": 1000,
+        "MAX_REQUESTS_JITTER": 50,
+        "MAX_WORKER_MEMORY": 512,
+    }
+    loaded = serve_settings.load()
+    assert (loaded.startup_timeout, loaded.max_requests) == (5.0, 1000)
+    assert (loaded.max_requests_jitter, loaded.max_worker_memory) == (50, 512)
+    settings.ASGISERVE = {}
+    defaults = serve_settings.load()
+    assert (defaults.startup_timeout, defaults.max_requests) == (60.0, 0)
+    assert (defaults.max_requests_jitter, defaults.max_worker_memory) == (0, 0)

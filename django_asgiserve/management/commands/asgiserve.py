@@ -23,6 +23,7 @@ from django.utils.version import get_docs_version
 from django_asgiserve import addrport, backends, checks, run_config, startup
 from django_asgiserve import sockets as listening
 from django_asgiserve.management.fleet_arguments import add_fleet_arguments
+from django_asgiserve.process import memory
 from django_asgiserve.process.supervisor import Supervisor
 from django_asgiserve.reload import sources
 from django_asgiserve.reload.sources import module_files
@@ -231,6 +232,8 @@ class Command(BaseCommand):  # type: ignore[misc]
             for connection in connections.all(initialized_only=True):
                 connection.close()
         self.stdout.write(self.banner(server_config, urls))
+        if server_config.max_worker_memory and not memory.measurable():
+            self.stderr.write(self.style.WARNING(memory.UNAVAILABLE))
         if server_config.reload or server_config.verbosity >= 2:
             from django_asgiserve.insight import sync_hops
 
