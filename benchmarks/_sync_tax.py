@@ -221,7 +221,7 @@ def wrk(
     port: int, path: str, seconds: float, *, threads: int, connections: int, script: Path | None
 ) -> tuple[float, int, str, str]:
     """requests per second, requests done, p50, p99."""
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
+    cmd = [*LOAD_CPU, "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
     cmd += ["--latency", "--timeout", "10s"]
     if script is not None:
         cmd += ["-s", str(script)]
@@ -245,7 +245,7 @@ def wrk(
 def measure(root: Path, cell: Cell, options: argparse.Namespace, pace: Path) -> dict[str, Figures]:
     port = h.free_port()
     proc = subprocess.Popen(
-        cell.command(port),
+        [*SERVER_CPU, *cell.command(port)],
         cwd=root,
         env=environ(cell.env),
         stdout=subprocess.DEVNULL,
@@ -257,10 +257,11 @@ def measure(root: Path, cell: Cell, options: argparse.Namespace, pace: Path) -> 
     try:
         wait_up(port, proc)
         for path in PATHS:
-            wrk(port, path, 1, threads=2, connections=32, script=None)  # warm-up
+            threads = 1 if LOAD_CPU else 2
+            wrk(port, path, 1, threads=threads, connections=32, script=None)  # warm-up
             before, started = cpu_ticks(proc.pid), time.monotonic()
             rps, done, p50, p99 = wrk(
-                port, path, options.duration, threads=2, connections=32, script=None
+                port, path, options.duration, threads=threads, connections=32, script=None
             )
             cpu = (cpu_ticks(proc.pid) - before) / tick
             cpu_us = cpu / max(done, 1) * 1e6
@@ -324,10 +325,23 @@ def cells_for(backends: list[str]) -> list[Cell]:
     return cells
 
 
+#: With ``--pin``: ``taskset`` prefixes putting every server on CPU 1 and wrk on CPU 0.
+SERVER_CPU: list[str] = []
+LOAD_CPU: list[str] = []
+
+
 def run(options: argparse.Namespace) -> str:
     """Measure the matrix; return the report (tables and ratios)."""
     if not shutil.which("wrk"):
         raise SystemExit("--sync-tax needs wrk (apt-get install wrk)")
+    if options.pin:
+        # On a 2-core machine the load generator and the server otherwise compete for both
+        # cores, and a server's threads (its event loop and its sync pool) hand the GIL from
+        # core to core: pinned, each cell sees one core of its own, as behind a real network.
+        if not shutil.which("taskset") or len(os.sched_getaffinity(0)) < 2:
+            raise SystemExit("--pin needs taskset and 2 CPUs")
+        SERVER_CPU[:] = ["taskset", "-c", "1"]
+        LOAD_CPU[:] = ["taskset", "-c", "0"]
     backends = list(options.backends)
     cells = cells_for(backends)
     if options.only:

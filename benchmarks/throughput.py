@@ -600,6 +600,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rate", type=float, default=400.0, help="--sync-tax: the fixed offered load (400/s)"
     )
     parser.add_argument("--only", help="--sync-tax: only the servers whose label matches this")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="--sync-tax: each server on CPU 1, wrk (one thread) on CPU 0 (taskset)",
+    )
     parser.add_argument("--app", help="app whose static dir gets the file (default: demo)")
     parser.add_argument(
         "--loadgen",
