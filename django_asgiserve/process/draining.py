@@ -42,26 +42,42 @@ class DrainingWorker(Protocol):
     def send(self, message: WorkerCommand) -> None: ...
 
 
-def begin_drain(
-    workers: Iterable[DrainingWorker],
-    sockets: Sequence[socket.socket],
-    delay: float,
-    stop: Callable[[], object],
-) -> asyncio.Task[None]:
-    """The workers keep serving (their health path says 503) for ``delay`` seconds, so that a
-    balancer takes the host out of rotation, then accept what waits in the backlog of
-    ``sockets`` before ``stop``, the graceful stop."""
-    for worker in workers:
-        worker.send({"cmd": "drain"})
-    return asyncio.ensure_future(end_drain(sockets, delay, stop))
+class Drain:
+    """A supervisor's ``--drain-delay``: whether it has begun, and its steps.
 
+    ``owns_port`` is False for sockets from systemd: the manager keeps that port open and queues
+    connections for the next start, so neither a filter nor a shutdown may touch it.
+    """
 
-async def end_drain(
-    sockets: Sequence[socket.socket], delay: float, stop: Callable[[], object]
-) -> None:
-    await asyncio.sleep(delay)  # the delay itself, not a wait for an event
-    await empty_backlogs(sockets, BACKLOG_TIMEOUT)
-    stop()
+    def __init__(self, sockets: Sequence[socket.socket], delay: float, *, owns_port: bool) -> None:
+        self.sockets = sockets
+        self.delay = delay
+        self.owns_port = owns_port
+        #: Whether SIGTERM began the drain (the stop then comes after the delay).
+        self.active = False
+
+    def begin(
+        self, workers: Iterable[DrainingWorker], stop: Callable[[], object]
+    ) -> asyncio.Task[None]:
+        """The workers keep serving (their health path says 503) for the delay, so that a
+        balancer takes the host out of rotation, then accept what waits in the backlog before
+        ``stop``, the graceful stop."""
+        self.active = True
+        for worker in workers:
+            worker.send({"cmd": "drain"})
+        return asyncio.ensure_future(self.end(stop))
+
+    async def end(self, stop: Callable[[], object]) -> None:
+        await asyncio.sleep(self.delay)  # the delay itself, not a wait for an event
+        if self.owns_port:
+            await empty_backlogs(self.sockets, BACKLOG_TIMEOUT)
+        stop()
+
+    async def close_port(self, workers: Sequence[StoppingWorker]) -> None:
+        """The shutdown's step once the drain is over: the port refuses new connections as soon
+        as the workers stop accepting (nothing when the drain never began)."""
+        if self.active and self.owns_port:
+            await refuse_when_stopping(workers, self.sockets)
 
 
 async def empty_backlogs(sockets: Sequence[socket.socket], timeout: float) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from django_asgiserve.asgi.tab_reload import new_generation
 from django_asgiserve.insight.reload_timeline import ReloadTimeline
 from django_asgiserve.process.children import Child, Preloader, Worker
+from django_asgiserve.process.draining import Drain
 from django_asgiserve.process.failfast import crash_loop_failure
 from django_asgiserve.process.worker import HARD_STOP_MARGIN
 from django_asgiserve.run_config import ServerConfig
@@ -46,7 +47,7 @@ class Pool:
     warned_too_big: bool = False
     generation: str
     #: Between SIGTERM and the stop with --drain-delay: no reloads, a second signal kills.
-    draining: bool
+    drain: Drain
     #: Why a --noreload server gave up (see :mod:`failfast`), for the command's error.
     failure: str | None
 
@@ -160,7 +161,7 @@ class Pool:
         ``timeline``: marks when the preloader forks and when the new workers are ready."""
         async with self.reload_lock:
             # A drain still replaces a crashed worker (which then drains too), not the code.
-            if self.stop_requested.is_set() or (self.draining and not same_code):
+            if self.stop_requested.is_set() or (self.drain.active and not same_code):
                 return
             preloader = await self.current_preloader()
             if cold or preloader is None or self.needs_new_preloader(preloader):
@@ -203,7 +204,7 @@ class Pool:
         that was under way) is told to drain as well."""
         for worker in workers:
             self.workers.add(worker)
-            if self.draining:
+            if self.drain.active:
                 worker.send({"cmd": "drain"})
 
     async def replace_crashed(self, worker: Worker | None, slot: int | None = None) -> None:

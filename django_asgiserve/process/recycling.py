@@ -115,7 +115,7 @@ async def recycle(pool: Pool, worker: Worker, event: RecycleEvent) -> None:
         return
     async with pool.reload_lock:
         preloader = await pool.current_preloader()
-        if worker not in pool.workers or pool.draining or pool.stop_requested.is_set():
+        if worker not in pool.workers or pool.drain.active or pool.stop_requested.is_set():
             return
         if preloader is None or not preloader.can_fork or preloader.closed.done():
             return  # a reload will replace it

@@ -10,8 +10,9 @@ request made meanwhile waits in the listen backlog and is answered by whichever 
 Nothing here imports user code.
 
 Like gunicorn's arbiter: one loop per child reads its messages and dispatches each event to a
-``handle_*`` method by table; the pool's verbs are :meth:`Pool.spawn`, :meth:`Pool.retire` and
-:meth:`Pool.replace_crashed` (in :mod:`pool`), the reaction to edits is in :mod:`edits`.
+``handle_*`` method by table (in :mod:`events`); the pool's verbs are :meth:`Pool.spawn`,
+:meth:`Pool.retire` and :meth:`Pool.replace_crashed` (in :mod:`pool`), the reaction to edits is
+in :mod:`edits`, the drain after SIGTERM in :mod:`draining`. This module is the life cycle.
 """
 
 from __future__ import annotations
@@ -21,30 +22,19 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from django_asgiserve import backends
 from django_asgiserve.asgi.tab_reload import new_generation
-from django_asgiserve.process import draining, failfast, recycling
+from django_asgiserve.process import draining, failfast
 from django_asgiserve.process.children import Child, Preloader, Worker, fork_here
 from django_asgiserve.process.edits import EditHandling
+from django_asgiserve.process.events import ChildEvents
 from django_asgiserve.process.metrics_listener import MetricsListener
-from django_asgiserve.process.pool import Pool, Say
-from django_asgiserve.process.protocol import (
-    BootedEvent,
-    ClassifiedEvent,
-    ForkedEvent,
-    ImportedEvent,
-    LearnedEvent,
-    ReadyEvent,
-    RecycleEvent,
-    StoppingEvent,
-    WatchEvent,
-    decode,
-)
+from django_asgiserve.process.pool import Say
 from django_asgiserve.process.worker_tally import WorkerTally
 from django_asgiserve.reload.watcher import Watcher
 from django_asgiserve.run_config import ServerConfig
@@ -52,7 +42,7 @@ from django_asgiserve.run_config import ServerConfig
 FirstWorker = tuple[int, socket.socket, int | None]
 
 
-class Supervisor(Pool, EditHandling):
+class Supervisor(ChildEvents, EditHandling):
     """Runs preloaders and workers over ``sockets`` until SIGINT or SIGTERM."""
 
     def __init__(
@@ -66,6 +56,7 @@ class Supervisor(Pool, EditHandling):
         initial_roots: set[Path],
         socket_per_worker: bool = False,
         metrics_socket: socket.socket | None = None,
+        activated: bool = False,
     ) -> None:
         self.config = config
         #: Starts, exits and reloads, for --metrics.
@@ -106,7 +97,7 @@ class Supervisor(Pool, EditHandling):
         self.readers: set[asyncio.Task[None]] = set()
         #: The reload the serving workers belong to (a crashed one's replacement keeps it).
         self.generation = new_generation()
-        self.draining = False
+        self.drain = draining.Drain(sockets, config.drain_delay, owns_port=not activated)
         self.failure: str | None = None
 
     # -- life cycle -------------------------------------------------------------------------
@@ -180,27 +171,21 @@ class Supervisor(Pool, EditHandling):
         super().swap(workers, generation)
 
     def request_stop(self) -> None:
-        if self.stop_requested.is_set() or self.draining:  # a second Ctrl+C: no more waiting
+        if self.stop_requested.is_set() or self.drain.active:  # a second Ctrl+C: at once
             self.kill_everything()
-        elif self.config.drain_delay > 0 and self.serving():
-            self.draining = True
-            self.in_background(
-                draining.begin_drain(
-                    self.workers, self.sockets, self.config.drain_delay, self.stop_requested.set
-                )
-            )
-            return
-        self.stop_requested.set()
+        elif self.drain.delay > 0 and self.serving():
+            self.in_background(self.drain.begin(self.workers, self.stop_requested.set))
+        else:
+            self.stop_requested.set()
 
     async def shutdown(self) -> None:
         self.watcher.stop()
         for task in self.background:
             task.cancel()
         workers = [*self.workers, *(c for c in self.retiring if isinstance(c, Worker))]
-        stopping = [self.stop_worker(w) for w in workers]
-        if self.draining:  # the port refuses once the workers stop accepting
-            stopping.append(draining.refuse_when_stopping(workers, self.sockets))
-        await asyncio.gather(*stopping)
+        await asyncio.gather(
+            *(self.stop_worker(w) for w in workers), self.drain.close_port(workers)
+        )
         preloaders = {w.preloader for w in workers if w.preloader} | {
             c for c in self.retiring if isinstance(c, Preloader)
         }
@@ -226,89 +211,3 @@ class Supervisor(Pool, EditHandling):
         self.background.add(task)
         task.add_done_callback(self.background.discard)
         return task
-
-    # -- messages -----------------------------------------------------------------------------
-
-    def listen(self, child: Child) -> None:
-        # Readers are not background tasks: shutdown needs them to see each child go.
-        task = asyncio.ensure_future(self.read_messages(child))
-        self.readers.add(task)
-        task.add_done_callback(self.readers.discard)
-
-    async def read_messages(self, child: Child) -> None:
-        try:
-            while line := await child.reader.readline():
-                self.dispatch(child, decode(line))
-        except (ConnectionError, ValueError):
-            pass
-        finally:
-            child.closed.set_result(None)
-            if isinstance(child, Worker):
-                self.handle_worker_closed(child)
-
-    def dispatch(self, child: Child, message: Mapping[str, object]) -> None:
-        """Hand ``message`` to the ``handle_*`` method for its event and the child's kind."""
-        table = self.PRELOADER_EVENTS if isinstance(child, Preloader) else self.WORKER_EVENTS
-        handler = table.get(str(message.get("event")))
-        if handler is not None:
-            handler(self, child, message)
-
-    def handle_booted(self, preloader: Preloader, message: BootedEvent) -> None:
-        if preloader.booted and not preloader.booted.done():
-            preloader.booted.set_result(message)
-
-    def handle_answer(self, preloader: Preloader, message: ForkedEvent | ImportedEvent) -> None:
-        if preloader.answer and not preloader.answer.done():
-            preloader.answer.set_result(message)
-
-    def handle_ready(self, worker: Worker, message: ReadyEvent) -> None:
-        if worker.ready and not worker.ready.done():
-            worker.ready.set_result(message)
-            self.tally.started()
-
-    def handle_watch(self, worker: Worker, message: WatchEvent) -> None:
-        self.watcher.add_roots(Path(r) for r in message["roots"])
-
-    def handle_learned(self, worker: Worker, message: LearnedEvent) -> None:
-        self.learn(message["modules"])
-
-    def handle_classified(self, worker: Worker, message: ClassifiedEvent) -> None:
-        reply = worker.replies.pop(message["id"], None)
-        if reply is not None and not reply.done():
-            reply.set_result((message["action"], message["paths"]))
-        self.learn(message.get("learned", []))
-
-    def handle_stopping(self, worker: Worker, message: StoppingEvent) -> None:
-        worker.stopping_seen.set()
-
-    def handle_recycle(self, worker: Worker, message: RecycleEvent) -> None:
-        self.tally.asked_to_recycle(worker)
-        self.in_background(recycling.recycle(self, worker, message))
-
-    def handle_worker_closed(self, worker: Worker) -> None:
-        ready = worker.ready is not None and worker.ready.done()
-        stopping = self.stop_requested.is_set()
-        self.tally.exited(worker, ready=ready, stopping=worker.stopping, server_stopping=stopping)
-        if worker.preloader is not None:
-            worker.preloader.workers.discard(worker)
-        for reply in worker.replies.values():
-            if not reply.done():
-                reply.set_result(("reload", []))
-        if worker in self.workers and not worker.stopping and not self.stop_requested.is_set():
-            self.workers.discard(worker)
-            self.in_background(self.replace_crashed(worker))
-
-    #: Event name -> handler, for each kind of child (the messages: :mod:`protocol`).
-    PRELOADER_EVENTS: dict[str, Callable[..., None]] = {
-        "booted": handle_booted,
-        "forked": handle_answer,
-        "imported": handle_answer,
-    }
-    WORKER_EVENTS: dict[str, Callable[..., None]] = {
-        "ready": handle_ready,
-        "watch": handle_watch,
-        "learned": handle_learned,
-        "classified": handle_classified,
-        "stopping": handle_stopping,
-        "recycle": handle_recycle,
-    }

@@ -143,6 +143,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         if not settings.DEBUG and not settings.ALLOWED_HOSTS:
             raise CommandError("You must set settings.ALLOWED_HOSTS if DEBUG is False.")
         sockets = listening.inherited_sockets()
+        activated = bool(sockets)
         if sockets and options["addrport"]:
             raise CommandError(
                 "The server was started with sockets from systemd (LISTEN_FDS): leave out the "
@@ -191,6 +192,7 @@ class Command(BaseCommand):  # type: ignore[misc]
             initial_roots=sources.project_roots(module_files()),
             socket_per_worker=socket_per_worker,
             metrics_socket=metrics_socket,
+            activated=activated,
         )
         urls = [each.url(server_config.scheme) for each in addresses]
         self.exposed = tuple(public_hosts(sockets)) if settings.DEBUG else ()
