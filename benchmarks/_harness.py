@@ -357,6 +357,24 @@ def descendants(pid: int) -> dict[int, int]:
     return found
 
 
+#: With :func:`pin`: ``taskset`` prefixes for the servers (CPU 1) and the load generator (CPU 0).
+SERVER_CPU: list[str] = []
+LOAD_CPU: list[str] = []
+
+
+def pin() -> None:
+    """Put every server started from now on CPU 1 and the load generator on CPU 0.
+
+    On a 2-core machine they otherwise compete for both cores, and a server's threads (its
+    event loop and its sync pool) hand the GIL from core to core: pinned, the server sees one
+    core of its own, as behind a real network, and rounds differ far less.
+    """
+    if not shutil.which("taskset") or len(os.sched_getaffinity(0)) < 2:
+        raise SystemExit("--pin needs taskset and 2 CPUs")
+    SERVER_CPU[:] = ["taskset", "-c", "1"]
+    LOAD_CPU[:] = ["taskset", "-c", "0"]
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds used so far by ``pid`` and its living descendants (Linux).
 

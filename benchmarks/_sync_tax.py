@@ -221,7 +221,7 @@ def wrk(
     port: int, path: str, seconds: float, *, threads: int, connections: int, script: Path | None
 ) -> tuple[float, int, str, str]:
     """requests per second, requests done, p50, p99."""
-    cmd = [*LOAD_CPU, "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
+    cmd = [*h.LOAD_CPU, "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
     cmd += ["--latency", "--timeout", "10s"]
     if script is not None:
         cmd += ["-s", str(script)]
@@ -245,7 +245,7 @@ def wrk(
 def measure(root: Path, cell: Cell, options: argparse.Namespace, pace: Path) -> dict[str, Figures]:
     port = h.free_port()
     proc = subprocess.Popen(
-        [*SERVER_CPU, *cell.command(port)],
+        [*h.SERVER_CPU, *cell.command(port)],
         cwd=root,
         env=environ(cell.env),
         stdout=subprocess.DEVNULL,
@@ -257,7 +257,7 @@ def measure(root: Path, cell: Cell, options: argparse.Namespace, pace: Path) -> 
     try:
         wait_up(port, proc)
         for path in PATHS:
-            threads = 1 if LOAD_CPU else 2
+            threads = 1 if h.LOAD_CPU else 2
             wrk(port, path, 1, threads=threads, connections=32, script=None)  # warm-up
             before, started = cpu_ticks(proc.pid), time.monotonic()
             rps, done, p50, p99 = wrk(
@@ -325,23 +325,12 @@ def cells_for(backends: list[str]) -> list[Cell]:
     return cells
 
 
-#: With ``--pin``: ``taskset`` prefixes putting every server on CPU 1 and wrk on CPU 0.
-SERVER_CPU: list[str] = []
-LOAD_CPU: list[str] = []
-
-
 def run(options: argparse.Namespace) -> str:
     """Measure the matrix; return the report (tables and ratios)."""
     if not shutil.which("wrk"):
         raise SystemExit("--sync-tax needs wrk (apt-get install wrk)")
     if options.pin:
-        # On a 2-core machine the load generator and the server otherwise compete for both
-        # cores, and a server's threads (its event loop and its sync pool) hand the GIL from
-        # core to core: pinned, each cell sees one core of its own, as behind a real network.
-        if not shutil.which("taskset") or len(os.sched_getaffinity(0)) < 2:
-            raise SystemExit("--pin needs taskset and 2 CPUs")
-        SERVER_CPU[:] = ["taskset", "-c", "1"]
-        LOAD_CPU[:] = ["taskset", "-c", "0"]
+        h.pin()
     backends = list(options.backends)
     cells = cells_for(backends)
     if options.only:

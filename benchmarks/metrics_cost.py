@@ -124,6 +124,9 @@ def main() -> int:
     parser.add_argument("--backends", default="uvicorn,daphne,hypercorn,granian,gunicorn")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--pin", action="store_true", help="each server on CPU 1, wrk (one thread) on CPU 0"
+    )
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--connections", type=int, default=32)
@@ -133,13 +136,15 @@ def main() -> int:
     )
     args = parser.parse_args()
     loadgen = "wrk" if shutil.which("wrk") else "python"
+    if args.pin:
+        h.pin()
     settings = t.Settings(
         paths=(PATH,),
         rounds=args.rounds,
         duration=args.duration,
         warmup=args.warmup,
         connections=args.connections,
-        threads=2,
+        threads=1 if args.pin else 2,
         workers=args.workers,
         loadgen=loadgen,
         start_timeout=60,

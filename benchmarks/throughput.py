@@ -177,7 +177,8 @@ class LoadResult:
 def run_wrk(port: int, path: str, duration: float, connections: int, threads: int) -> LoadResult:
     """Drive the server with wrk and parse its summary."""
     url = f"http://{h.HOST}:{port}{path}"
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", url]
+    cmd = [*h.LOAD_CPU, "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s"]
+    cmd.append(url)
     cmd += ["--timeout", "10s"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=False)
     out = proc.stdout + proc.stderr
@@ -344,7 +345,7 @@ def measure(
     settings: Settings,
 ) -> dict[str, LoadResult] | str:
     """Start one server, load each path, stop it; the results per path or a failure message."""
-    server = h.Server(name, cmd, root, env, port, log_path)
+    server = h.Server(name, [*h.SERVER_CPU, *cmd], root, env, port, log_path)
     with h.running(server):
         if server.wait_ready(settings.paths[0], settings.start_timeout) is None:
             _log(f"[{name}] failed to start: {' '.join(cmd)}\n{server.log_tail()}")
