@@ -204,19 +204,6 @@ def wait_up(port: int, proc: subprocess.Popen[bytes], deadline: float = 60) -> N
     raise RuntimeError("server did not answer")
 
 
-def cpu_ticks(pid: int) -> int:
-    """utime + stime (clock ticks) of ``pid`` and its living descendants, all threads."""
-    total = 0
-    for member in (pid, *h.descendants(pid)):
-        try:
-            stat = Path(f"/proc/{member}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rpartition(")")[2].split()
-        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
-    return total
-
-
 def wrk(
     port: int, path: str, seconds: float, *, threads: int, connections: int, script: Path | None
 ) -> tuple[float, int, str, str]:
@@ -252,18 +239,17 @@ def measure(root: Path, cell: Cell, options: argparse.Namespace, pace: Path) -> 
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    tick = os.sysconf("SC_CLK_TCK")
     figures: dict[str, Figures] = {}
     try:
         wait_up(port, proc)
         for path in PATHS:
             threads = 1 if h.LOAD_CPU else 2
             wrk(port, path, 1, threads=threads, connections=32, script=None)  # warm-up
-            before, started = cpu_ticks(proc.pid), time.monotonic()
+            before, started = h.cpu_seconds(proc.pid), time.monotonic()
             rps, done, p50, p99 = wrk(
                 port, path, options.duration, threads=threads, connections=32, script=None
             )
-            cpu = (cpu_ticks(proc.pid) - before) / tick
+            cpu = h.cpu_seconds(proc.pid) - before
             cpu_us = cpu / max(done, 1) * 1e6
             busy = cpu / (time.monotonic() - started)
             paced = wrk(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import statistics
@@ -35,19 +34,6 @@ import throughput as t
 
 VARIANTS = ("without", "with --metrics")
 PATH = "/sync/"
-TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds (user and system) of ``pid`` and its living descendants so far."""
-    total = 0
-    for each in [pid, *h.descendants(pid)]:
-        try:
-            fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / TICK
 
 
 def counted(metrics_port: int) -> float:
@@ -73,15 +59,15 @@ def one_run(
     cmd += ["--workers", str(settings.workers)]
     if variant != "without":
         cmd += ["--metrics", f"{h.HOST}:{metrics_port}"]
-    server = h.Server(backend, [*cmd, f"{h.HOST}:{port}"], root, env, port, log)
+    server = h.Server(backend, [*h.SERVER_CPU, *cmd, f"{h.HOST}:{port}"], root, env, port, log)
     with h.running(server):
         if server.wait_ready(PATH, settings.start_timeout) is None or server.proc is None:
             return f"failed to start:\n{server.log_tail()}"
         t.load(port, PATH, settings.warmup, settings)
         server.remember_descendants()
-        cpu_before = tree_cpu_seconds(server.proc.pid)
+        cpu_before = h.cpu_seconds(server.proc.pid)
         result = t.load(port, PATH, settings.duration, settings)
-        cpu = tree_cpu_seconds(server.proc.pid) - cpu_before
+        cpu = h.cpu_seconds(server.proc.pid) - cpu_before
         if not result.requests:
             return f"no requests served: {result.detail}"
         if variant != "without" and counted(metrics_port) < result.requests:
