@@ -17,6 +17,7 @@ from tests.helpers.server import (  # noqa: F401 - re-exported
     BACKENDS,
     BANNER_URL,
     REPO,
+    TESTED_BACKENDS,
     TESTPROJECT,
     EventStream,
     Output,
@@ -71,6 +72,6 @@ def start(project: Path) -> Iterator[Callable[..., Server]]:
         server.kill()
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=TESTED_BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param

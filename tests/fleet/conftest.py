@@ -27,7 +27,6 @@ import httpx
 import pytest
 
 from tests.conftest import (
-    BACKENDS,
     DEADLINE,
     REPO,
     TESTPROJECT,
@@ -37,6 +36,7 @@ from tests.conftest import (
     wait_for,
 )
 from tests.helpers.netns import NetnsUnavailable, Network, delete_stale, entered
+from tests.helpers.server import TESTED_BACKENDS
 
 NGINX_SITE = REPO / "docs" / "nginx-fleet.conf"
 HOSTS = ("h1", "h2")
@@ -321,7 +321,7 @@ def fleet(fleet_network: FleetNetwork, tmp_path: Path) -> Iterator[Fleet]:
         yield hosts
 
 
-@pytest.fixture(params=[backend for backend in BACKENDS if backend != FLEET_BACKEND])
+@pytest.fixture(params=[backend for backend in TESTED_BACKENDS if backend != FLEET_BACKEND])
 def backend_fleet(
     request: pytest.FixtureRequest, fleet_network: FleetNetwork, tmp_path: Path
 ) -> Iterator[Fleet]:

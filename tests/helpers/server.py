@@ -29,6 +29,16 @@ from tests.helpers.procfs import describe, session_pids
 REPO = Path(__file__).resolve().parents[2]
 TESTPROJECT = REPO / "testproject"
 BACKENDS = ("uvicorn", "daphne", "hypercorn", "granian", "gunicorn")
+#: The backends the ``backend`` fixture runs each test on: every one, or those named in
+#: ``ASGISERVE_TEST_BACKENDS`` (comma-separated): CI's newest pair runs two, the oldest all five.
+TESTED_BACKENDS = (
+    tuple(
+        name
+        for name in os.environ.get("ASGISERVE_TEST_BACKENDS", "").split(",")
+        if name in BACKENDS
+    )
+    or BACKENDS
+)
 BANNER_URL = re.compile(r"server at (https?)://(\S+?):(\d+)/")
 #: Text from project files that must never come back through STATIC_URL.
 PROJECT_FILE_MARKERS = (
