@@ -175,8 +175,9 @@ class Supervisor(ChildEvents, EditHandling):
             self.kill_everything()
         elif self.drain.delay > 0 and self.serving():
             self.in_background(self.drain.begin(self.workers, self.stop_requested.set))
-        else:
-            self.stop_requested.set()
+            return
+        # Set before the children die, so that none of them is taken for a crash and replaced.
+        self.stop_requested.set()
 
     async def shutdown(self) -> None:
         self.watcher.stop()
