@@ -158,6 +158,14 @@ class FleetNetwork:
         with entered(self.lb):
             wait_for(listening, what="nginx listening")
 
+    def nginx_errors(self, since: int = 0) -> list[str]:
+        """nginx's error log from line ``since`` on, minus the refusals every restart causes."""
+        lines = (self.workdir / "error.log").read_text(errors="replace").splitlines()[since:]
+        return [line for line in lines if "connect() failed" not in line]
+
+    def nginx_log_lines(self) -> int:
+        return len((self.workdir / "error.log").read_text(errors="replace").splitlines())
+
     def close(self) -> None:
         for process in reversed(self.children):
             stop(process)

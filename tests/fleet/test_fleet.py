@@ -167,8 +167,12 @@ def test_a_host_restart_under_posts_on_every_backend(backend_fleet, record, requ
         Load(f"{fleet.balancer}/host/", CONCURRENCY, fleet.lb, method="POST") as load,
         Load(f"{fleet.balancer}/host/", 2, fleet.lb) as probes,
     ):
-        # A previous test's restart may have marked the host down for fail_timeout.
-        wait_in_rotation(probes, host.name, time.monotonic())
+        # A previous test's restart may have marked a host down for fail_timeout; the other
+        # host must be back too, or nginx has no live upstream once this one stops (502s).
+        now = time.monotonic()
+        for name in HOSTS:
+            wait_in_rotation(probes, name, now)
+        log_start = fleet.network.nginx_log_lines()
         load.wait_answered(time.monotonic(), 100)
         stopped = time.monotonic()
         restart(fleet, host)
@@ -185,7 +189,10 @@ def test_a_host_restart_under_posts_on_every_backend(backend_fleet, record, requ
     record(figures)
     # nginx sent the draining host requests: its drain was under load.
     assert figures["probes it answered while draining"]
-    assert not any(o.failed for o in load.outcomes), failures(load.outcomes)
+    assert not any(o.failed for o in load.outcomes), (
+        failures(load.outcomes),
+        fleet.network.nginx_errors(log_start)[:10],
+    )
 
 
 def receive(client: ClientConnection) -> dict[str, object]:
