@@ -4,6 +4,11 @@ granian binds its own socket unless told otherwise; the seam is ``_init_shared_s
 here wraps a copy of the inherited socket in granian's ``SocketHolder`` (as granian itself does
 on Windows). Both are private to granian, stable since 2.6. Interface ``asginl``: the worker
 answers lifespan. With TLS, HTTP/2 is offered by ALPN (``http="auto"``).
+
+Stopping happens in two steps (granian has no "stop accepting" of its own): its listener is
+swapped for an idle one, then, once what it accepted has been read, it is shut down; ``stop()``
+returns only after granian has closed that listener, so the supervisor never shuts the shared
+socket down under granian's accept loop.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -28,6 +34,11 @@ from django_asgiserve.sockets import BACKLOG
 
 if TYPE_CHECKING:
     from django_asgiserve.backends.granian_server import InheritedSocketServer
+
+#: Seconds ``stop()`` waits at most for granian's accept loop to end; below the supervisor's
+#: own wait for a stopping worker (``process.draining.STOPPING_TIMEOUT``).
+ACCEPT_LOOP_EXIT_TIMEOUT = 0.8
+ACCEPT_LOOP_POLL_SECONDS = 0.005
 
 #: Options of granian's embedded server (and of its CLI, for users coming from it) that the
 #: supervisor and the worker own.
@@ -56,6 +67,8 @@ class GranianBackend(Backend):
     _serving: asyncio.Future[Any] | None = None
     _stop_requested = False
     _granian_fds: tuple[int, ...] = ()
+    #: granian's listener fds once it stopped accepting, each with its idle listener's inode.
+    _idle_listeners: dict[int, int] | None = None
 
     @classmethod
     def accepted_options(cls) -> Iterable[str]:
@@ -110,19 +123,33 @@ class GranianBackend(Backend):
             runner.run(main())
 
     def stop(self) -> None:
+        """Returns once granian's accept loop is over (or after ``ACCEPT_LOOP_EXIT_TIMEOUT``).
+
+        The worker then tells the supervisor it stopped accepting, and at the end of a drain
+        the supervisor shuts the shared socket down. granian's accept loop must be gone by
+        then: the socket it still watches would report "closed" for good, and its runtime
+        would retry ``accept()`` on the idle listener without end, never again writing a
+        response or reading a body for the connections it holds.
+        """
         self._stop_requested = True
-        if self._loop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: serving is over
-                self._loop.call_soon_threadsafe(self._stop_accepting)
+        if self._loop is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._stop_accepting)
+        except RuntimeError:  # the loop is closed: serving is over
+            return
+        deadline = time.monotonic() + ACCEPT_LOOP_EXIT_TIMEOUT
+        while not self._accept_loop_over() and time.monotonic() < deadline:
+            time.sleep(ACCEPT_LOOP_POLL_SECONDS)
 
     def _stop_accepting(self) -> None:
         """Stop accepting at once; shut down (which closes idle connections) only once the
         connections already accepted have had their requests read; give up at the deadline."""
         assert self._loop is not None
         if self._serving is None:
+            self._idle_listeners = {}
             return
-        for fd in self._granian_fds:
-            stop_listening(fd)
+        self._idle_listeners = {fd: stop_listening(fd) for fd in self._granian_fds}
         self._loop.call_later(ACCEPTED_SETTLE_SECONDS, self._shut_down)
         deadline = max(self.graceful_timeout, ACCEPTED_SETTLE_SECONDS)
         self._loop.call_later(deadline, self._serving.cancel)
@@ -130,6 +157,13 @@ class GranianBackend(Backend):
     def _shut_down(self) -> None:
         for server in self._servers:
             server.stop()  # type: ignore[no-untyped-call]
+
+    def _accept_loop_over(self) -> bool:
+        """Whether granian has closed every listener it accepted on: it does as its accept loop
+        ends (the fd then is closed, or already another file's)."""
+        if self._idle_listeners is None:
+            return False
+        return all(not same_file(fd, inode) for fd, inode in self._idle_listeners.items())
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -142,8 +176,9 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def stop_listening(fd: int) -> None:
-    """Turn granian's copy of the shared socket into a private listener nobody knows about.
+def stop_listening(fd: int) -> int:
+    """Turn granian's copy of the shared socket into a private listener nobody knows about,
+    and return that listener's inode.
 
     granian offers no way to stop accepting but a shutdown, which also closes the connections
     whose request it has not read yet. Its accept loop keeps waiting on ``fd``, now an idle,
@@ -154,6 +189,14 @@ def stop_listening(fd: int) -> None:
         idle.listen(1)
         idle.setblocking(False)  # the flag belongs to the socket, so fd gets it too
         os.dup2(idle.fileno(), fd, inheritable=False)
+        return os.fstat(idle.fileno()).st_ino
+
+
+def same_file(fd: int, inode: int) -> bool:
+    try:
+        return os.fstat(fd).st_ino == inode
+    except OSError:
+        return False
 
 
 def answer_unreadable_bodies(app: ASGIApp) -> ASGIApp:

@@ -94,6 +94,8 @@ class ChildEvents(Pool):
         self.in_background(recycling.recycle(self, worker, message))
 
     def handle_worker_closed(self, worker: Worker) -> None:
+        # Gone, it accepts no more: the end of a drain need not wait for its word.
+        worker.stopping_seen.set()
         ready = worker.ready is not None and worker.ready.done()
         stopping = self.stop_requested.is_set()
         self.tally.exited(worker, ready=ready, stopping=worker.stopping, server_stopping=stopping)

@@ -122,7 +122,8 @@ class MemoryCheck:
             "event": "recycle",
             "reason": "max-memory",
             "pid": pid,
-            "rss_mb": kib // KIB_PER_MB,
+            # Rounded up: a size past the limit never reads as the limit itself.
+            "rss_mb": -(-kib // KIB_PER_MB),
             "start_rss_mb": self.start_kib // KIB_PER_MB,
         }
 

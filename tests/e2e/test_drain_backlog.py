@@ -43,18 +43,7 @@ def stopped(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_requests_waiting_in_the_backlog_when_the_drain_ends_are_answered(
-    start, backend, workers, request
-):
-    if backend == "granian":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=False,
-                reason="granian resumed from SIGSTOP, often with two workers: the backlog is "
-                "accepted and the application answers (200 in the request log), but granian "
-                "closes connections without writing the response",
-            )
-        )
+def test_requests_waiting_in_the_backlog_when_the_drain_ends_are_answered(start, backend, workers):
     server = start(
         "--noreload",
         "--backend",

@@ -148,20 +148,11 @@ def test_a_host_restart_under_posts(fleet, record):
     assert not any(o.failed for o in load.outcomes), failures(load.outcomes)
 
 
-def test_a_host_restart_under_posts_on_every_backend(backend_fleet, record, request):
+def test_a_host_restart_under_posts_on_every_backend(backend_fleet, record):
     # The drain of the test above on the other backends, lighter: one host restarted, and no
     # wait for nginx to send it requests again afterwards. The hosts take turns: the one
     # restarted by the previous backend's test may still be marked down (fail_timeout).
     fleet = backend_fleet
-    if fleet.backend == "granian":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=False,
-                reason="granian loses requests it accepted as it stops: 1 or 2 POSTs in about "
-                "4,000 in most runs, 2,453 of 8,418 (502s) in one (issue 13; "
-                "tests/e2e/test_drain_backlog.py shows it with two workers)",
-            )
-        )
     host = fleet.hosts[HOSTS[BACKENDS.index(fleet.backend) % len(HOSTS)]]
     with (
         Load(f"{fleet.balancer}/host/", CONCURRENCY, fleet.lb, method="POST") as load,

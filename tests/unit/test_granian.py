@@ -121,7 +121,8 @@ def test_stop_accepts_nothing_new_and_answers_what_it_accepted(served):
     slow.sendall(request("/slow"))
     wait_for(served.slow_started.is_set, what="the slow request to start")
 
-    served.backend.stop()
+    # stop() returns once granian's accept loop is over, after the settle time: act inside it.
+    threading.Thread(target=served.backend.stop, daemon=True).start()
     wait_for(lambda: served.holders() == 1, what="granian to stop listening")
     late = served.connect()
     late.sendall(request("/late"))
@@ -148,3 +149,19 @@ def test_stop_returns_at_the_deadline_with_a_stream_open(served):
     served.thread.join(DEADLINE)
     assert not served.thread.is_alive(), "serve() did not return"
     assert b"tick" in read_all(stream)
+
+
+def test_once_stop_returns_the_shared_socket_can_be_shut_down(served, monkeypatch):
+    # What the supervisor does at the end of a drain. Under granian's accept loop, the socket
+    # it watches would say "closed" for good: granian retried accept() without end and never
+    # answered the connections it held (issue 13's lost POSTs).
+    monkeypatch.setattr(granian_backend, "ACCEPT_LOOP_EXIT_TIMEOUT", SETTLE + DEADLINE)
+    slow = served.connect()
+    slow.sendall(request("/slow"))
+    wait_for(served.slow_started.is_set, what="the slow request to start")
+
+    served.backend.stop()
+    served.listener.shutdown(socket.SHUT_RD)
+    assert read_all(slow).endswith(b"answered /slow")
+    served.thread.join(DEADLINE)
+    assert not served.thread.is_alive(), "serve() did not return"
