@@ -5,7 +5,7 @@
 shared machine (a VM with neighbours, a preloader booting meanwhile) rounds of identical code then
 differ by 10-30 %, far more than the costs to be shown. Here, for each backend and feature, two
 servers are started once, one without the feature and one with it, and warmed up; wrk then loads
-them in turn, A B A B ..., ``--rounds`` times for ``--duration`` seconds each, so that whatever
+them in turn, A B B A A B ..., ``--rounds`` times for ``--duration`` seconds each, so that whatever
 the machine does meanwhile falls on both alike. Reported: the median of the per-pair ratios (with
 its spread), for requests per second and for the server's CPU time per request.
 
@@ -14,7 +14,8 @@ Features (``--features``):
 * ``watchdog``: ``--noreload --loop-warn-ms 0`` against ``--noreload --loop-warn-ms 100``;
 * ``request-cost``: the reloader with ``LOOP_WARN_MS`` 0, ``REQUEST_COST`` off against on
   (DEBUG on, so queries are counted; the request log is built but not written);
-* ``metrics``: ``--noreload`` against ``--noreload --metrics 127.0.0.1:PORT``.
+* ``metrics``: ``--noreload`` against ``--noreload --metrics 127.0.0.1:PORT``;
+* ``control``: ``--noreload`` against itself, the noise floor a cost must stand out of.
 
 With ``--pin`` the servers share CPU 1 (only the one under load runs) and wrk runs on CPU 0.
 
@@ -42,6 +43,8 @@ BACKENDS = "uvicorn,daphne,hypercorn,granian,gunicorn"
 Variant = tuple[list[str], dict[str, object]]
 #: feature -> (without it, with it).
 FEATURES: dict[str, tuple[Variant, Variant]] = {
+    # The same server twice: the spread of the method itself on this machine, in this run.
+    "control": ((["--noreload"], {}), (["--noreload"], {})),
     "watchdog": (
         (["--noreload", "--loop-warn-ms", "0"], {}),
         (["--noreload", "--loop-warn-ms", "100"], {}),
@@ -101,8 +104,12 @@ def paired(
         for server in servers:  # past the preloader's boot and the first requests' imports
             t.load(server.port, PATH, max(settings.warmup, 2.0), settings)
         ratios = []
-        for _ in range(settings.rounds):
-            base, feat = (one_load(s, settings) for s in servers)
+        for round_ in range(settings.rounds):
+            # A B, then B A: whatever favours the first (or the second) of a pair cancels out.
+            if round_ % 2:
+                feat, base = (one_load(s, settings) for s in reversed(servers))
+            else:
+                base, feat = (one_load(s, settings) for s in servers)
             ratios.append((feat[0] / base[0], feat[1] / base[1]))
         return ratios
     finally:
@@ -122,7 +129,7 @@ def pct(ratio: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default=BACKENDS)
-    parser.add_argument("--features", default=",".join(FEATURES))
+    parser.add_argument("--features", default=",".join(f for f in FEATURES if f != "control"))
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--duration", type=float, default=2.0)
     parser.add_argument("--warmup", type=float, default=2.0)
