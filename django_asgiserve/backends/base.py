@@ -130,7 +130,11 @@ class Backend(ABC):
 
     @abstractmethod
     def stop(self) -> None:
-        """Ask ``serve()`` to stop accepting, finish in-flight work and return; thread-safe."""
+        """Ask ``serve()`` to stop accepting, finish in-flight work and return; thread-safe.
+
+        The worker tells the supervisor "stopping" as this returns, and the end of a drain may
+        then shut the shared socket down: a backend whose accept loop cannot stand that (granian)
+        returns only once that loop is over."""
 
 
 def reload_for_any_change(paths: list[str]) -> Classification:
