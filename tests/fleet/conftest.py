@@ -147,7 +147,7 @@ class FleetNetwork:
 
         def listening() -> bool:
             if nginx.poll() is not None:
-                log = (self.workdir / "error.log").read_text(errors="replace")
+                log = "\n".join(self.nginx_log())
                 pytest.fail(f"nginx exited with {nginx.returncode}:\n{log}")
             try:
                 with socket.create_connection((self.network.lb_address, 80), timeout=1):
@@ -158,13 +158,13 @@ class FleetNetwork:
         with entered(self.lb):
             wait_for(listening, what="nginx listening")
 
+    def nginx_log(self) -> list[str]:
+        """The lines of nginx's error log so far."""
+        return (self.workdir / "error.log").read_text(errors="replace").splitlines()
+
     def nginx_errors(self, since: int = 0) -> list[str]:
         """nginx's error log from line ``since`` on, minus the refusals every restart causes."""
-        lines = (self.workdir / "error.log").read_text(errors="replace").splitlines()[since:]
-        return [line for line in lines if "connect() failed" not in line]
-
-    def nginx_log_lines(self) -> int:
-        return len((self.workdir / "error.log").read_text(errors="replace").splitlines())
+        return [line for line in self.nginx_log()[since:] if "connect() failed" not in line]
 
     def close(self) -> None:
         for process in reversed(self.children):

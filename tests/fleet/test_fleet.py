@@ -163,7 +163,7 @@ def test_a_host_restart_under_posts_on_every_backend(backend_fleet, record):
         now = time.monotonic()
         for name in HOSTS:
             wait_in_rotation(probes, name, now)
-        log_start = fleet.network.nginx_log_lines()
+        log_start = len(fleet.network.nginx_log())
         load.wait_answered(time.monotonic(), 100)
         stopped = time.monotonic()
         restart(fleet, host)
