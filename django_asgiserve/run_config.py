@@ -19,6 +19,8 @@ ENVIRON_KEY = "ASGISERVE_CONFIG"
 #: Seconds a worker gets to finish in-flight requests when it is stopped, by default.
 DEVELOPMENT_GRACE = 1.0
 PRODUCTION_GRACE = 10.0
+#: Extra seconds after the grace period before a stopping worker ends itself regardless.
+HARD_STOP_MARGIN = 0.5
 #: Milliseconds a worker's event loop may stay blocked before a warning, with the reloader.
 DEFAULT_LOOP_WARN_MS = 100.0
 

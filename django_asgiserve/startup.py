@@ -110,7 +110,7 @@ class FleetOptions(TypedDict):
 def fleet_options(options: dict[str, Any], serve_settings: ServeSettings) -> FleetOptions:
     """The health path, drain delay, metrics listener, start-up timeout and recycling limits:
     the command line over ``settings.ASGISERVE``."""
-    from django_asgiserve.process import metrics_listener
+    from django_asgiserve.supervisor import metrics_listener
 
     def option_or_setting(name: str) -> Any:
         value = options.get(name)

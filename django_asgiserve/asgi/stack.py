@@ -1,13 +1,16 @@
 """The order of the ASGI layers the worker puts around the project's application, the same on
-every backend.
+every backend: this module alone decides it.
 
-From the outside in: lifespan is answered here (Django's handler rejects it, and backends would
-log warnings about that), then proxy headers are applied (with ``--proxy-headers``; see
-:mod:`proxy_headers`), then requests are logged in runserver's format (:mod:`access_log`), then
-open tabs follow reloads (:mod:`tab_reload`), then static files are served when runserver would
-serve them (:mod:`static`), then the project's ``ASGI_APPLICATION`` runs. With a health path
-(or a drain delay) :mod:`health` sits just inside lifespan, outside the request log; with
-``--metrics``, :mod:`metrics` counts just inside it (probes are not counted).
+From the outside in: the event-loop watchdog (with ``--loop-warn-ms``; see
+:mod:`~django_asgiserve.insight.loop_watchdog`), which starts a watchdog for the loop of the
+first call; the request count ``--max-requests`` reads (:mod:`served_count`); lifespan, answered
+here (Django's handler rejects it, and backends would log warnings about that); then proxy
+headers are applied (with ``--proxy-headers``; see :mod:`proxy_headers`), then requests are
+logged in runserver's format (:mod:`access_log`), then open tabs follow reloads
+(:mod:`tab_reload`), then static files are served when runserver would serve them
+(:mod:`static`), then the project's ``ASGI_APPLICATION`` runs. With a health path (or a drain
+delay) :mod:`health` sits just inside lifespan, outside the request log; with ``--metrics``,
+:mod:`metrics` counts just inside it (probes are not counted).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django_asgiserve.asgi.access_log import log_requests
+from django_asgiserve.asgi.served_count import ServedCount, count_served
 from django_asgiserve.asgi.types import ASGIApp, Receive, Scope, Send
 
 
@@ -30,12 +34,15 @@ def wrap(
     health_path: str | None = None,
     metrics_fd: int = -1,
     access_log: bool = True,
+    served: ServedCount | None = None,
+    loop_warn_ms: float = 0.0,
 ) -> ASGIApp:
     """The project's application with asgiserve's layers around it; with the reloader's
     ``generation``, open tabs follow reloads (see :mod:`tab_reload`); with ``request_cost``,
     each request's log line says what it cost (see :mod:`insight.request_cost`); without
     ``access_log``, no request log at all; with a ``metrics_fd``, requests are counted on that
-    metrics board (see :mod:`metrics`)."""
+    metrics board (see :mod:`metrics`); with ``served``, requests are counted for
+    ``--max-requests``; with ``loop_warn_ms``, a watchdog reports a blocked event loop."""
     if serve_static:
         from django_asgiserve.asgi.static import StaticFiles
 
@@ -59,7 +66,14 @@ def wrap(
         from django_asgiserve.asgi.health import answer_health
 
         app = answer_health(app, health_path)
-    return answer_lifespan(app)
+    app = answer_lifespan(app)
+    if served is not None:
+        app = count_served(app, served)
+    if loop_warn_ms > 0:
+        from django_asgiserve.insight.loop_watchdog import watch_loops
+
+        app = watch_loops(app, loop_warn_ms)
+    return app
 
 
 def answer_lifespan(app: ASGIApp) -> ASGIApp:

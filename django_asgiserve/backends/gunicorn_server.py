@@ -16,9 +16,10 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Protocol, cast
 
+from django.dispatch import Signal
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from uvicorn_worker import UvicornWorker
@@ -29,15 +30,23 @@ from django_asgiserve.backends.gunicorn_relay import ChangeRelay, relay_changes
 from django_asgiserve.backends.uvicorn import not_a_stop_cancellation
 from django_asgiserve.backends.uvicorn_server import StopAcceptingServer
 
-if TYPE_CHECKING:
-    from django_asgiserve.backends.gunicorn import GunicornBackend
-
 #: Seconds the arbiter waits for stopping workers beyond their grace period before it kills
 #: them: a worker that ends its streams on time must not be reported as killed. Less than the
 #: worker's own hard stop margin, so that the arbiter is still there to do it.
 ARBITER_MARGIN = 0.4
 #: How often a gunicorn worker checks that its arbiter is still there.
 ARBITER_POLL_SECONDS = 0.1
+
+
+class GunicornBackend(Protocol):
+    """What the arbiter and its workers need of the gunicorn backend (:mod:`gunicorn` imports
+    this module, never the other way round)."""
+
+    graceful_timeout: float
+    announce: Callable[[Signal], None]
+
+    def started(self, arbiter: AsgiserveArbiter) -> None:
+        """The arbiter handles signals from now on."""
 
 
 class Application(BaseApplication):  # type: ignore[misc]

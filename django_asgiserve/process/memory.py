@@ -1,5 +1,4 @@
-"""``--max-worker-memory``: what a worker's memory is, how it is measured, and when replacing a
-worker for it would not help.
+"""``--max-worker-memory``, the worker's side: what a worker's memory is and how it is measured.
 
 A worker's memory is the resident set size (``VmRSS`` in ``/proc/PID/status``, what ``ps`` and
 ``top`` show as RSS) of each process that serves for it: the worker, and every process it forked
@@ -12,7 +11,8 @@ The worker's recycle thread (:mod:`recycling`) measures every ``CHECK_EVERY`` se
 ``recycle`` (``max-memory``) once when the largest process is past the limit. It also sends its
 size when it started serving: a worker that starts past the limit (a project bigger than the
 limit) cannot be helped by a new one, which would be as big, so the supervisor warns once and
-leaves such workers be (:func:`started_too_big`) rather than replacing one every second.
+leaves such workers be rather than replacing one every second (that decision is
+:mod:`django_asgiserve.supervisor.recycling`'s).
 
 Only where ``/proc`` exists (Linux); elsewhere the limit is off and the command says so.
 """
@@ -126,27 +126,6 @@ class MemoryCheck:
             "rss_mb": -(-kib // KIB_PER_MB),
             "start_rss_mb": self.start_kib // KIB_PER_MB,
         }
-
-
-def started_too_big(event: MemoryRecycleEvent, limit_mb: int) -> bool:
-    """Whether the worker was past the limit as it started: a new one would be too."""
-    return event["start_rss_mb"] >= limit_mb
-
-
-def too_big_warning(worker_pid: int, event: MemoryRecycleEvent, limit_mb: int) -> str:
-    return (
-        f"Worker {worker_pid} used {event['start_rss_mb']} MB as it started, more than "
-        f"--max-worker-memory {limit_mb}: a new worker would be as big, so workers are not "
-        "replaced for their memory. Raise the limit above a worker's size."
-    )
-
-
-def replacing_line(worker_pid: int, event: MemoryRecycleEvent, limit_mb: int) -> str:
-    where = "" if event["pid"] == worker_pid else f" in its process {event['pid']}"
-    return (
-        f"Worker {worker_pid} uses {event['rss_mb']} MB{where} (--max-worker-memory "
-        f"{limit_mb}): replacing it."
-    )
 
 
 UNAVAILABLE = "--max-worker-memory is off: this system has no /proc to read a worker's memory from."

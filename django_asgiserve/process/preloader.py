@@ -2,10 +2,10 @@
 a fresh worker in milliseconds whenever the supervisor asks for one.
 
 It stays single-threaded so that ``fork()`` is safe; if the project's start-up left threads
-running (or the platform cannot fork) it says so, serves as the only worker itself, and the
-supervisor falls back to starting a new preloader for every reload. If the project cannot even
-be set up (broken settings, a ``SyntaxError`` in a model, an exception in ``AppConfig.ready()``)
-its workers serve the error page until an edit brings working code.
+running (or the platform cannot fork) it says so and becomes the worker it is first asked for,
+and the supervisor falls back to starting a new preloader for every worker. If the project cannot
+even be set up (broken settings, a ``SyntaxError`` in a model, an exception in
+``AppConfig.ready()``) its workers serve the error page until an edit brings working code.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import replace
 from django_asgiserve import backends
 from django_asgiserve.asgi.error_page import ExcInfo
 from django_asgiserve.process import interrupts
-from django_asgiserve.process.protocol import Channel, PreloaderChannel, WorkerChannel
+from django_asgiserve.process.protocol import Channel, PreloaderChannel
 from django_asgiserve.run_config import ServerConfig
 
 CHANNEL_FD_KEY = "ASGISERVE_CHANNEL_FD"
@@ -81,7 +81,7 @@ def serve_forks(
     setup_error: ExcInfo | None,
     can_fork: bool,
 ) -> None:
-    from django_asgiserve.process import worker
+    from django_asgiserve.process import forking, worker
     from django_asgiserve.reload.sources import module_files
 
     selector = selectors.DefaultSelector()
@@ -104,20 +104,17 @@ def serve_forks(
                 }
             )
             continue
-        worker_channel: WorkerChannel = Channel(socket.socket(fileno=fds[0]))
-        generated = replace(config, generation=message.get("generation", ""))
-        if not can_fork:
+        worker_end = socket.socket(fileno=fds[0])
+        worker_config = replace(config, generation=message["generation"]).for_slot(message["slot"])
+        if not can_fork:  # this process becomes the one worker
             selector.close()
             channel.close()
-            worker.run(generated, backend, worker_channel, setup_error)
-        worker_config = generated.for_slot(message.get("slot"))
-        pid = os.fork()
-        if pid == 0:
-            selector.close()
-            channel.close()
-            worker.run(worker_config, backend, worker_channel, setup_error)
+            worker.run(worker_config, backend, Channel(worker_end), setup_error)
+        pid = forking.fork_worker(
+            worker_config, backend, worker_end, setup_error, close=(selector, channel)
+        )
         children.add(pid)
-        worker_channel.close()
+        worker_end.close()
         channel.send({"event": "forked", "pid": pid})
     # The supervisor is gone or done with us: take our workers along.
     for pid in children:

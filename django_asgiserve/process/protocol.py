@@ -17,10 +17,11 @@ preloader      ``import``          import these library ``modules`` before the n
 preloader ->   ``booted``          Django is set up: ``can_fork``, ``broken``, ``preloaded``
 supervisor     ``forked``          the worker forked for the last ``fork`` is ``pid``
                ``imported``        done importing: ``can_fork``, ``preloaded`` now
-supervisor ->  ``changed``         what does the change of ``paths`` mean? (request ``id``)
-worker         ``stop``            stop gracefully
+supervisor ->  ``serve``           start serving (the start-up checks are over)
+worker         ``changed``         what does the change of ``paths`` mean? (request ``id``)
+               ``stop``            stop gracefully
                ``drain``           keep serving, the health path answering 503 (--drain-delay)
-worker ->      ``ready``           serving (``broken``: an error page)
+worker ->      ``loaded``          loaded (``broken``: the error page), waiting for ``serve``
 supervisor     ``watch``           watch these ``roots`` for me
                ``learned``         I imported these library ``modules`` the preloader had not
                ``classified``      the answer to ``changed`` ``id``: ``action`` and ``paths``
@@ -74,6 +75,10 @@ class ImportedEvent(TypedDict):
     preloaded: list[str]
 
 
+class ServeCommand(TypedDict):
+    cmd: Literal["serve"]
+
+
 class ChangedCommand(TypedDict):
     cmd: Literal["changed"]
     id: int
@@ -88,8 +93,8 @@ class DrainCommand(TypedDict):
     cmd: Literal["drain"]
 
 
-class ReadyEvent(TypedDict):
-    event: Literal["ready"]
+class LoadedEvent(TypedDict):
+    event: Literal["loaded"]
     pid: int
     broken: bool
 
@@ -153,9 +158,9 @@ class RelayAnswer(TypedDict):
 
 PreloaderCommand = ForkCommand | ImportCommand
 PreloaderEvent = BootedEvent | ForkedEvent | ImportedEvent
-WorkerCommand = ChangedCommand | StopCommand | DrainCommand
+WorkerCommand = ServeCommand | ChangedCommand | StopCommand | DrainCommand
 WorkerEvent = (
-    ReadyEvent | WatchEvent | LearnedEvent | ClassifiedEvent | StoppingEvent | RecycleEvent
+    LoadedEvent | WatchEvent | LearnedEvent | ClassifiedEvent | StoppingEvent | RecycleEvent
 )
 RelayMessage = RelayQuestion | RelayAnswer
 Message = PreloaderCommand | PreloaderEvent | WorkerCommand | WorkerEvent | RelayMessage

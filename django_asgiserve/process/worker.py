@@ -1,20 +1,22 @@
 """A worker process: loads the project's application and serves it on the inherited sockets.
 
-It keeps Django's autoreload contract: it sends ``autoreload_started`` with a reloader whose
+Its life, step by step (:func:`run`): take its signals, load the project (or the error page for
+it, see :mod:`~django_asgiserve.asgi.error_page`), keep Django's autoreload contract, say
+``loaded``, wait until the supervisor says ``serve`` (see :mod:`worker_commands`), serve until
+told to stop. Django's contract: it sends ``autoreload_started`` with a reloader whose
 ``watch_dir()`` and ``extra_files`` the supervisor really watches, and for every change the
-supervisor reports it sends ``file_changed`` and answers whether a reload is needed. When the
-project's code cannot be loaded it serves the error instead (see :mod:`error_page`).
+supervisor reports it sends ``file_changed`` and answers whether a reload is needed.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import socket
 import sys
 import threading
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,17 +25,32 @@ from django_asgiserve.asgi import error_page, stack
 from django_asgiserve.asgi.error_page import ExcInfo
 from django_asgiserve.asgi.types import ASGIApp
 from django_asgiserve.backends.base import Backend
-from django_asgiserve.process import interrupts
-from django_asgiserve.process.protocol import WorkerChannel, WorkerCommand
+from django_asgiserve.process import interrupts, recycling
+from django_asgiserve.process.protocol import WorkerChannel
+from django_asgiserve.process.worker_commands import WorkerCommands, exit_now
 from django_asgiserve.reload.autoreload import WorkerReloader
 from django_asgiserve.reload.sources import learned_modules
-from django_asgiserve.run_config import ServerConfig
+from django_asgiserve.run_config import HARD_STOP_MARGIN, ServerConfig
 
-#: Extra seconds after the grace period before a stopping worker ends itself regardless.
-HARD_STOP_MARGIN = 0.5
+__all__ = ["HARD_STOP_MARGIN", "load_application", "run"]
+
 #: Seconds after start-up when a worker tells which installed packages it went on to import,
 #: so that the preloader imports them for the next worker.
 LEARN_AFTER = 1.0
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a worker serves: the project's application, or the error page for ``error``."""
+
+    app: ASGIApp
+    error: ExcInfo | None
+    #: Whether Django itself could not be set up (a new preloader is needed to fix that).
+    setup_failed: bool
+
+    @property
+    def broken(self) -> bool:
+        return self.error is not None
 
 
 def run(
@@ -41,11 +58,29 @@ def run(
 ) -> NoReturn:
     """Serve until told to stop (or until the supervisor disappears); never returns."""
     inherited = frozenset(sys.modules)
-    interrupts.ignore()  # Ctrl+C reaches the supervisor, which stops us
+    commands = WorkerCommands(channel, backend, config)
+    take_signals(commands, channel)
+    loaded = load(config, setup_error)
+    reloader = keep_the_reloader_contract(loaded, backend, inherited)
+    commands.start(reloader)
+    channel.send({"event": "loaded", "pid": os.getpid(), "broken": loaded.broken})
+    if config.reload:
+        tell_what_to_watch(channel, reloader)
+    commands.wait_for_serve()
+    serve(config, backend, loaded, channel)
+
+
+def take_signals(commands: WorkerCommands, channel: WorkerChannel) -> None:
+    """Ctrl+C is the supervisor's; SIGTERM stops this worker gracefully."""
+    interrupts.ignore()
     # The channel is this process's alone: one held open by a process it forks (a backend's
     # own worker) would hide from the supervisor that this one has gone.
     os.register_at_fork(after_in_child=lambda: close_in_child(channel))
-    signal.signal(signal.SIGTERM, lambda *_: stop(backend, config))
+    signal.signal(signal.SIGTERM, lambda *_: commands.stop())
+
+
+def load(config: ServerConfig, setup_error: ExcInfo | None) -> Loaded:
+    """The project's application, or (printed, then served) the error that stops it loading."""
     from django.utils import autoreload
 
     error = setup_error
@@ -58,85 +93,86 @@ def run(
             app = loaded[0]
         except Exception:
             error = sys.exc_info()  # type: ignore[assignment]
-    generation = config.generation if config.reload else None
     if error is not None:
         error = trim_frames(error)
         print_error(error)
         debug = config.debug if setup_error else settings_debug()
+        generation = config.generation if config.reload else None
         app = error_page.error_app(error, debug=debug, generation=generation)
+    return Loaded(app, error, setup_failed=setup_error is not None)
+
+
+def keep_the_reloader_contract(
+    loaded: Loaded, backend: Backend, inherited: frozenset[str]
+) -> WorkerReloader:
+    """The sender of Django's autoreload signals, ``autoreload_started`` sent."""
+    from django.utils import autoreload
+
     reloader = WorkerReloader(
-        broken=error is not None,
-        cold=setup_error is not None,
+        broken=loaded.broken,
+        cold=loaded.setup_failed,
         learned=lambda: learned_modules(inherited, backend.worker_only_packages),
     )
-    if setup_error is None:
+    if not loaded.setup_failed:
         autoreload.autoreload_started.send(sender=reloader)
     backend.classify_here = reloader.classify
-    threading.Thread(
-        target=listen, args=(channel, reloader, backend, config), daemon=True, name="asgiserve"
-    ).start()
-    channel.send({"event": "ready", "pid": os.getpid(), "broken": error is not None})
-    if config.reload:
-        # Off the critical path: the sockets are served while this is worked out.
-        threading.Thread(
-            target=lambda: channel.send(reloader.watch_request()),
-            daemon=True,
-            name="asgiserve-watch",
-        ).start()
-        teacher = threading.Timer(
-            LEARN_AFTER, lambda: channel.send({"event": "learned", "modules": reloader.learned()})
-        )
-        teacher.daemon = True
-        teacher.start()
-    if config.reload and not config.skip_checks and error is None:
-        threading.Thread(target=report_checks, daemon=True, name="asgiserve-checks").start()
+    return reloader
 
-    sockets = [socket.socket(fileno=fd) for fd in config.socket_fds]
-    serve_static = config.serve_static and error is None
+
+def tell_what_to_watch(channel: WorkerChannel, reloader: WorkerReloader) -> None:
+    """Off the critical path: what to watch now, and later which libraries this worker went on
+    to import (for the preloader to import too)."""
+    threading.Thread(
+        target=lambda: channel.send(reloader.watch_request()),
+        daemon=True,
+        name="asgiserve-watch",
+    ).start()
+    teacher = threading.Timer(
+        LEARN_AFTER, lambda: channel.send({"event": "learned", "modules": reloader.learned()})
+    )
+    teacher.daemon = True
+    teacher.start()
+
+
+def serve(
+    config: ServerConfig, backend: Backend, loaded: Loaded, channel: WorkerChannel
+) -> NoReturn:
+    """Serve the sockets with the backend until it is stopped, then leave."""
+    if config.reload and not config.skip_checks and not loaded.broken:
+        threading.Thread(target=report_checks, daemon=True, name="asgiserve-checks").start()
+    generation = config.generation if config.reload else None
+    served = recycling.served_count(config)
     try:
         application = stack.wrap(
-            app,
-            serve_static=serve_static,
+            loaded.app,
+            serve_static=config.serve_static and not loaded.broken,
             proxy_headers=config.proxy_headers,
             forwarded_allow_ips=config.forwarded_allow_ips,
             generation=generation,
-            listener_paths=listener_paths(generation, broken=error is not None),
-            request_cost=config.request_cost and error is None,
+            listener_paths=listener_paths(generation, broken=loaded.broken),
+            request_cost=config.request_cost and not loaded.broken,
             health_path=config.health_path if config.health_path or config.drain_delay else None,
             metrics_fd=config.metrics_fd,
             access_log=config.access_log,
+            served=served,
+            loop_warn_ms=config.loop_warn_ms,
         )
-        if config.max_requests or config.max_worker_memory:
-            application = recycled(application, config, channel)
-        application = insight_hooks(application, config, error is None)
-        if error is None:
+        recycling.watch_limits(config, served, channel.send)
+        if not loaded.broken and config.request_cost:
+            from django_asgiserve.insight import request_cost
+
+            request_cost.install(debug=settings_debug())
+        if not loaded.broken:
             backend.announce = lambda signal: signals.send(signal, config, backend)
         if not backend.manages_workers:
             backend.announce(signals.worker_started)
-        backend.serve(application, sockets)
+        backend.serve(application, [socket.socket(fileno=fd) for fd in config.socket_fds])
         if not backend.manages_workers:
             backend.announce(signals.worker_stopping)
     except Exception:
         traceback.print_exc()
         exit_now(1)
     exit_now(0)
-
-
-def insight_hooks(application: ASGIApp, config: ServerConfig, loaded: bool) -> ASGIApp:
-    """The event-loop watchdog around ``application``; query counting for the request log."""
-    from django_asgiserve.insight import loop_watchdog, request_cost
-
-    if loaded and config.request_cost:
-        request_cost.install(debug=settings_debug())
-    return loop_watchdog.watch_loops(application, config.loop_warn_ms)
-
-
-def recycled(application: ASGIApp, config: ServerConfig, channel: WorkerChannel) -> ASGIApp:
-    """``application`` asking the supervisor for a replacement past --max-requests or
-    --max-worker-memory."""
-    from django_asgiserve.process import recycling
-
-    return recycling.with_limits(application, config, channel.send)
 
 
 def close_in_child(channel: WorkerChannel) -> None:
@@ -180,66 +216,6 @@ def settings_debug() -> bool:
     return bool(settings.DEBUG)
 
 
-def listen(
-    channel: WorkerChannel, reloader: WorkerReloader, backend: Backend, config: ServerConfig
-) -> None:
-    """Answer the supervisor; exit at once if it goes away."""
-    while (message := channel.receive()) is not None:
-        handle(message, channel, reloader, backend, config)
-    exit_now(1)
-
-
-def handle(
-    message: WorkerCommand,
-    channel: WorkerChannel,
-    reloader: WorkerReloader,
-    backend: Backend,
-    config: ServerConfig,
-) -> None:
-    if message["cmd"] == "changed":
-        try:
-            # In every serving process: a backend's own processes too (gunicorn's workers).
-            action, reasons = backend.classify_change(message["paths"])
-        except Exception:
-            traceback.print_exc()
-            action, reasons = "reload", message["paths"]
-        channel.send(
-            {
-                "event": "classified",
-                "id": message["id"],
-                "action": action,
-                "paths": reasons,
-                "learned": reloader.learned(),
-            }
-        )
-    elif message["cmd"] == "stop":
-        stop(backend, config)
-        channel.send({"event": "stopping"})
-    elif message["cmd"] == "drain":  # --drain-delay: keep serving, the health path says 503
-        from django_asgiserve.asgi.health import mark_draining
-
-        mark_draining()
-
-
-def stop(backend: Backend, config: ServerConfig) -> None:
-    """Stop serving gracefully, and for sure once the grace period is over."""
-    timer = threading.Timer(config.graceful_timeout + HARD_STOP_MARGIN, exit_now, args=(1,))
-    timer.daemon = True
-    timer.start()
-    from django_asgiserve.asgi.health import mark_draining
-
-    mark_draining()
-    # Cancelling what is still open when the grace period ends makes some event loops report
-    # every cancelled task (Python 3.11 with hypercorn, say): expected here, not worth a line.
-    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
-    if config.reload:
-        # A tab's reload listener is not a request in flight: it must not hold the grace.
-        from django_asgiserve.asgi.tab_reload import end_streams
-
-        end_streams()
-    backend.stop()
-
-
 def report_checks() -> None:
     """System checks after a reload, printed when they find something; never blocks serving."""
     from django.core.management.base import BaseCommand, SystemCheckError
@@ -270,10 +246,3 @@ def trim_frames(error: ExcInfo) -> ExcInfo:
     while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename in ours:
         tb = tb.tb_next
     return error[0], error[1].with_traceback(tb), tb
-
-
-def exit_now(code: int) -> NoReturn:
-    """Leave without running the preloader's exit handlers (this process is a fork of it)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)

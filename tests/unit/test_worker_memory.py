@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from django_asgiserve.process import memory
+from django_asgiserve.supervisor import recycling
 
 pytestmark = pytest.mark.skipif(not memory.measurable(), reason="needs /proc")
 
@@ -69,8 +70,8 @@ def test_the_check_fires_past_the_limit_and_keeps_the_start_size() -> None:
     assert event is not None
     assert event["reason"] == "max-memory" and event["pid"] == os.getpid()
     assert event["rss_mb"] > start + 100 and event["start_rss_mb"] < start + 100
-    assert not memory.started_too_big(event, start + 100)
-    assert memory.replacing_line(os.getpid(), event, start + 100) == (
+    assert not recycling.started_too_big(event, start + 100)
+    assert recycling.replacing_line(os.getpid(), event, start + 100) == (
         f"Worker {os.getpid()} uses {event['rss_mb']} MB (--max-worker-memory {start + 100}): "
         "replacing it."
     )
@@ -79,5 +80,5 @@ def test_the_check_fires_past_the_limit_and_keeps_the_start_size() -> None:
 
 def test_a_worker_too_big_from_the_start_is_told_apart() -> None:
     event = memory.MemoryCheck(1)()
-    assert event is not None and memory.started_too_big(event, 1)
-    assert "a new worker would be as big" in memory.too_big_warning(1234, event, 1)
+    assert event is not None and recycling.started_too_big(event, 1)
+    assert "a new worker would be as big" in recycling.too_big_warning(1234, event, 1)

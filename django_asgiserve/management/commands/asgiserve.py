@@ -24,9 +24,9 @@ from django_asgiserve import addrport, backends, checks, run_config, startup
 from django_asgiserve import sockets as listening
 from django_asgiserve.management.fleet_arguments import add_fleet_arguments
 from django_asgiserve.process import memory
-from django_asgiserve.process.supervisor import Supervisor
 from django_asgiserve.reload import sources
 from django_asgiserve.reload.sources import module_files
+from django_asgiserve.supervisor.serving import Run, serve
 
 
 class Command(BaseCommand):  # type: ignore[misc]
@@ -180,30 +180,29 @@ class Command(BaseCommand):  # type: ignore[misc]
                 sys.exit(1)
         metrics_socket = None
         if server_config.metrics:
-            from django_asgiserve.process import metrics_listener
+            from django_asgiserve.supervisor import metrics_listener
 
             metrics_socket, self.metrics_url = metrics_listener.bind(server_config.metrics)
-        supervisor = Supervisor(
-            server_config,
-            sockets,
-            say=self.stdout.write,
-            warn=lambda text: self.stderr.write(self.style.WARNING(text)),
-            excluded_dirs=[Path(p) for p in (settings.MEDIA_ROOT, settings.STATIC_ROOT) if p],
-            initial_roots=sources.project_roots(module_files()),
-            socket_per_worker=socket_per_worker,
-            metrics_socket=metrics_socket,
-            activated=activated,
-        )
         urls = [each.url(server_config.scheme) for each in addresses]
         self.exposed = tuple(public_hosts(sockets)) if settings.DEBUG else ()
-        try:
-            code = supervisor.serve(lambda: self.before_serving(server_config, urls))
-        except SystemCheckError as error:
-            raise CommandError(str(error)) from None
-        if code and supervisor.failure:  # --noreload gave up (see process.failfast)
-            raise CommandError(supervisor.failure)
-        if code:
-            raise CommandError("The project could not be loaded (see the error above).")
+        outcome = serve(
+            Run(
+                server_config,
+                sockets,
+                lambda: self.before_serving(server_config, urls),
+                say=self.stdout.write,
+                warn=lambda text: self.stderr.write(self.style.WARNING(text)),
+                excluded_dirs=[Path(p) for p in (settings.MEDIA_ROOT, settings.STATIC_ROOT) if p],
+                initial_roots=sources.project_roots(module_files()),
+                socket_per_worker=socket_per_worker,
+                metrics_socket=metrics_socket,
+                activated=activated,
+            )
+        )
+        if outcome.check_error is not None:  # --noreload: runserver's SystemCheckError
+            raise outcome.check_error
+        if outcome.failure:  # --noreload gave up (see supervisor.crashes)
+            raise CommandError(outcome.failure)
         if options.get("shutdown_message"):
             self.stdout.write(options["shutdown_message"])
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from django_asgiserve import backlog
-from django_asgiserve.process.protocol import WorkerCommand
+from django_asgiserve.supervisor.clock import Clock
+from django_asgiserve.supervisor.events import DrainOver
 
 #: Seconds to wait for the workers to say they stopped accepting before the port refuses anyway.
 STOPPING_TIMEOUT = 1.0
@@ -39,7 +40,7 @@ class StoppingWorker(Protocol):
 
 
 class DrainingWorker(Protocol):
-    def send(self, message: WorkerCommand) -> None: ...
+    def drain(self) -> None: ...
 
 
 class Drain:
@@ -56,25 +57,22 @@ class Drain:
         #: Whether SIGTERM began the drain (the stop then comes after the delay).
         self.active = False
 
-    def begin(
-        self, workers: Iterable[DrainingWorker], stop: Callable[[], object]
-    ) -> asyncio.Task[None]:
+    def begin(self, workers: Iterable[DrainingWorker]) -> None:
         """The workers keep serving (their health path says 503) for the delay, so that a
-        balancer takes the host out of rotation, then accept what waits in the backlog before
-        ``stop``, the graceful stop."""
+        balancer takes the host out of rotation; see :meth:`wait`."""
         self.active = True
         for worker in workers:
-            worker.send({"cmd": "drain"})
-        return asyncio.ensure_future(self.end(stop))
+            worker.drain()
 
-    async def end(self, stop: Callable[[], object]) -> None:
-        await asyncio.sleep(self.delay)  # the delay itself, not a wait for an event
+    async def wait(self, clock: Clock) -> DrainOver:
+        """The delay itself, then what waits in the backlog accepted: then the stop may come."""
+        await clock.sleep(self.delay)
         if self.owns_port:
             await empty_backlogs(self.sockets, BACKLOG_TIMEOUT)
-        stop()
+        return DrainOver()
 
     async def close_port(self, workers: Sequence[StoppingWorker]) -> None:
-        """The shutdown's step once the drain is over: the port refuses new connections as soon
+        """The stop's step once the drain is over: the port refuses new connections as soon
         as the workers stop accepting (nothing when the drain never began)."""
         if self.active and self.owns_port:
             await refuse_when_stopping(workers, self.sockets)

@@ -2,10 +2,10 @@
 reloads. Kept whether or not metrics are served (a few integers), so the supervisor's
 handlers need no condition.
 
-A start is a worker that became ready; an exit is one of those whose channel closed: a
-``crash`` when the supervisor had not asked it to stop, else ``stop`` (the server is stopping),
-``recycle`` (it had asked to be replaced, ``--max-requests``) or ``reload`` (replaced by a
-reload's workers). So ``starts - exits`` are the workers alive, retiring ones included.
+A start is a worker told to serve; an exit is one of those whose channel closed: a ``crash`` when
+the supervisor had not asked it to stop, else ``stop`` (the server is stopping), ``recycle`` (it
+had asked to be replaced, ``--max-requests``) or ``reload`` (replaced by a reload's workers). So
+``starts - exits`` are the workers alive, retiring ones included.
 """
 
 from __future__ import annotations
@@ -28,9 +28,12 @@ class WorkerTally:
     def asked_to_recycle(self, worker: object) -> None:
         self.recycling.add(worker)
 
-    def exited(self, worker: object, *, ready: bool, stopping: bool, server_stopping: bool) -> None:
-        """``worker``'s channel closed; ``ready``: it had been; ``stopping``: it was told to."""
-        if not ready:
+    def exited(
+        self, worker: object, *, served: bool, stopping: bool, server_stopping: bool
+    ) -> None:
+        """``worker``'s channel closed; ``served``: it had been told to serve; ``stopping``: it
+        had been told to stop."""
+        if not served:
             return
         if not stopping:
             reason = "crash"
