@@ -147,10 +147,12 @@ class Supervisor:
     def handle_checks_done(self, event: ChecksDone) -> None:
         if self.state is not State.CHECKING:
             return
-        if event.error is not None:
+        if event.error is not None and not self.config.reload:
             self.outcome.check_error = event.error
-            self.stop()
-        elif self.pool.serving:
+            return self.stop()
+        if event.error is not None:  # with the reloader an edit may fix it: serve meanwhile
+            self.warn(f"System checks could not run: {event.error!r}")
+        if self.pool.serving:
             self.go_serving()
         else:
             self.state = State.STARTING
