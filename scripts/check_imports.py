@@ -1,35 +1,46 @@
-"""Fail on any import cycle inside the django_asgiserve package.
+"""Fail on any import cycle inside the django_asgiserve package (or the package given).
 
-Two graphs over the package's modules, from their source (nothing is imported):
+One graph over the package's modules, from their source (nothing is imported), with every
+import in it, of three kinds:
 
-* module level: imports that run when a module is imported (``if TYPE_CHECKING:`` blocks are
-  left out: they never run);
-* every level: those plus imports inside functions and methods.
+* ``->``  at module level: runs when the module is imported;
+* ``~>``  inside a function or method: runs when that is called;
+* ``..>`` under ``if TYPE_CHECKING:``: never runs, but ties the two modules' designs together
+  all the same (each needs the other to be understood, typed or moved).
 
-A cycle in either fails. An edge goes to the module an import names (``from pkg import mod``
-names ``pkg.mod`` when that is a module); the implicit import of a parent package is not an
-edge, since a package's ``__init__`` that imports its submodules would otherwise close a loop
-with each of them.
+An import names every package on the way to the module it imports: ``from pkg import mod`` and
+``import pkg.mod`` import ``pkg`` (its ``__init__``) as well as ``pkg.mod``, since Python runs
+``pkg/__init__.py`` first. (A module is not counted as importing its own packages unless it
+names them.) Each cycle is printed as a chain of imports, one per module it goes through, and
+the exit status is 1 when there is any.
 
-    python scripts/check_imports.py [--verbose]
+    python scripts/check_imports.py [PACKAGE_DIR]
 """
 
 from __future__ import annotations
 
 import ast
 import sys
+from collections import Counter, deque
+from itertools import pairwise
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = "django_asgiserve"
+PACKAGE = Path(__file__).resolve().parent.parent / "django_asgiserve"
 
-Graph = dict[str, set[str]]
+#: The kinds of import, strongest first: an edge is shown as its strongest import.
+AT_IMPORT, IN_FUNCTION, TYPE_ONLY = "->", "~>", "..>"
+KINDS = (AT_IMPORT, IN_FUNCTION, TYPE_ONLY)
+LEGEND = "-> at module level, ~> inside a function, ..> under if TYPE_CHECKING"
+
+#: Module -> imported module -> the kind of import.
+Graph = dict[str, dict[str, str]]
 
 
-def module_names() -> dict[str, Path]:
+def module_names(package: Path) -> dict[str, Path]:
+    """Dotted name -> file, for every module of the package rooted at ``package``."""
     names = {}
-    for path in sorted((ROOT / PACKAGE).rglob("*.py")):
-        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    for path in sorted(package.rglob("*.py")):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()
         names[".".join(parts)] = path
@@ -43,47 +54,57 @@ def is_type_checking(node: ast.If) -> bool:
     )
 
 
-def imported(node: ast.Import | ast.ImportFrom, here: str, modules: set[str]) -> set[str]:
-    """The package modules one import statement names."""
+def with_packages(name: str, modules: set[str]) -> set[str]:
+    """``name`` and every package on the way to it, as far as they are modules we know."""
+    parts = name.split(".")
+    return {".".join(parts[:n]) for n in range(1, len(parts) + 1)} & modules
+
+
+def imported(
+    node: ast.Import | ast.ImportFrom, here: str, is_package: bool, modules: set[str]
+) -> set[str]:
+    """The package's modules one import statement in module ``here`` imports."""
     if isinstance(node, ast.Import):
-        return {alias.name for alias in node.names if alias.name in modules}
+        return {found for alias in node.names for found in with_packages(alias.name, modules)}
     base = node.module or ""
     if node.level:
         package = here.split(".")
-        package = package[: len(package) - node.level + (1 if here in PACKAGES else 0)]
+        package = package[: len(package) - node.level + (1 if is_package else 0)]
         base = ".".join([*package, base] if base else package)
-    found = set()
+    found = with_packages(base, modules)
     for alias in node.names:
-        candidate = f"{base}.{alias.name}"
-        if candidate in modules:
-            found.add(candidate)
-        elif base in modules:
-            found.add(base)
+        found |= with_packages(f"{base}.{alias.name}", modules)
     return found
 
 
-def edges(name: str, path: Path, modules: set[str]) -> tuple[set[str], set[str]]:
-    """The modules ``name`` imports at module level, and inside functions."""
-    top: set[str] = set()
-    inner: set[str] = set()
+def edges(name: str, path: Path, modules: set[str]) -> dict[str, str]:
+    """The modules ``name`` imports, each with the strongest kind of import of it."""
+    kinds: dict[str, str] = {}
+    is_package = path.name == "__init__.py"
 
-    def visit(node: ast.AST, in_function: bool) -> None:
+    def handle(node: ast.AST, kind: str) -> None:
+        if isinstance(node, ast.If) and is_type_checking(node):
+            for statement in node.body:
+                handle(statement, TYPE_ONLY)
+            for statement in node.orelse:
+                handle(statement, kind)
+            return
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            for target in imported(node, name, is_package, modules) - {name}:
+                if target not in kinds or KINDS.index(kind) < KINDS.index(kinds[target]):
+                    kinds[target] = kind
+            return
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            kind = IN_FUNCTION if kind == AT_IMPORT else kind
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and is_type_checking(child):
-                for other in child.orelse:
-                    visit(other, in_function)
-                continue
-            if isinstance(child, ast.Import | ast.ImportFrom):
-                (inner if in_function else top).update(imported(child, name, modules) - {name})
-            function = isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
-            visit(child, in_function or function)
+            handle(child, kind)
 
-    visit(ast.parse(path.read_text(), str(path)), False)
-    return top, inner
+    handle(ast.parse(path.read_text(), str(path)), AT_IMPORT)
+    return kinds
 
 
-def cycles(graph: Graph) -> list[list[str]]:
-    """One cycle through each strongly connected component that has one (Tarjan)."""
+def components(graph: Graph) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), sorted."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -114,37 +135,82 @@ def cycles(graph: Graph) -> list[list[str]]:
     for node in sorted(graph):
         if node not in index:
             connect(node)
+    return sorted(found)
+
+
+def shortest_cycle(graph: Graph, start: str, within: set[str]) -> list[str]:
+    """The shortest chain of imports from ``start`` back to it, inside ``within``."""
+    came_from: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for target in sorted(graph[node]):
+            if target not in within:
+                continue
+            if target == start:
+                chain = [node]
+                while chain[-1] != start:
+                    chain.append(came_from[chain[-1]])
+                return [start, *reversed(chain[:-1]), start]
+            if target not in came_from:
+                came_from[target] = node
+                queue.append(target)
+    raise AssertionError(f"{start} is in no cycle")
+
+
+def cycles(graph: Graph) -> list[tuple[list[str], list[list[str]]]]:
+    """Each group of modules that import each other, with the shortest chain of imports
+    through each of its modules (each chain once)."""
+    found = []
+    for component in components(graph):
+        chains: list[list[str]] = []
+        for start in component:
+            chain = shortest_cycle(graph, start, set(component))
+            steps = set(pairwise(chain))
+            if not any(steps == set(pairwise(c)) for c in chains):
+                chains.append(chain)
+        found.append((component, chains))
     return found
 
 
-PACKAGES = {
-    ".".join(p.relative_to(ROOT).parent.parts) for p in (ROOT / PACKAGE).rglob("__init__.py")
-}
+def chain_text(graph: Graph, chain: list[str], prefix: str) -> str:
+    """``a -> b ..> a``, without the package's own name in front of each module."""
+
+    def short(name: str) -> str:
+        return name.removeprefix(prefix) or name
+
+    text = short(chain[0])
+    for here, there in pairwise(chain):
+        text += f" {graph[here][there]} {short(there)}"
+    return text
 
 
-def main() -> int:
-    names = module_names()
+def graph_of(package: Path) -> Graph:
+    names = module_names(package)
     modules = set(names)
-    module_level: Graph = {}
-    every_level: Graph = {}
-    for name, path in names.items():
-        top, inner = edges(name, path, modules)
-        module_level[name] = top
-        every_level[name] = top | inner
-    failed = False
-    for label, graph in (("module-level", module_level), ("every-level", every_level)):
-        found = cycles(graph)
-        count = sum(len(targets) for targets in graph.values())
-        print(f"{label}: {len(graph)} modules, {count} imports, {len(found)} cycles")
-        for component in found:
-            failed = True
-            print("  cycle among: " + ", ".join(component))
-            if "--verbose" in sys.argv:
-                for member in component:
-                    inside = sorted(graph[member] & set(component))
-                    print(f"    {member} -> {', '.join(inside)}")
-    return 1 if failed else 0
+    return {name: edges(name, path, modules) for name, path in names.items()}
+
+
+def main(argv: list[str]) -> int:
+    package = Path(argv[0]).resolve() if argv else PACKAGE
+    graph = graph_of(package)
+    counts = Counter(kind for targets in graph.values() for kind in targets.values())
+    found = cycles(graph)
+    prefix = f"{package.name}."
+    print(
+        f"{package.name}: {len(graph)} modules, {sum(counts.values())} imports "
+        f"({counts[AT_IMPORT]} at module level, {counts[IN_FUNCTION]} inside functions, "
+        f"{counts[TYPE_ONLY]} under TYPE_CHECKING), {len(found)} import cycles"
+    )
+    for number, (component, chains) in enumerate(found, 1):
+        members = ", ".join(name.removeprefix(prefix) for name in component)
+        print(f"cycle {number}, among {members}:")
+        for chain in chains:
+            print("  " + chain_text(graph, chain, prefix))
+    if found:
+        print(f"({LEGEND})")
+    return 1 if found else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import selectors
 import shutil
 import signal
 import socket
@@ -18,6 +19,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -57,21 +59,65 @@ def copy_project(target: Path) -> Path:
 
 
 class Output:
-    """A child's output stream, collected by a thread so it can be searched while it runs."""
+    """A child's output stream, collected by a thread so it can be searched while it runs.
+
+    Each line is stamped (``time.monotonic``) when it is taken in. :meth:`catch_up` takes in at
+    once whatever the child has written so far, from any thread: a test that calls it before
+    stamping an event of its own (an answer from the server) knows that every line the child
+    wrote before that event carries an earlier stamp.
+    """
 
     def __init__(self, stream) -> None:
         self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.stamps: list[float] = []
+        self._stream = stream
+        self._fd = stream.fileno()
+        os.set_blocking(self._fd, False)
+        self._partial = b""
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
-    def _read(self, stream) -> None:
-        for raw in iter(stream.readline, b""):
+    def _read(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._fd, selectors.EVENT_READ)
+            while not self._closed:
+                selector.select()
+                self.catch_up()
+        # Closed here, not in catch_up: closing it under a select() would leave that waiting.
+        self._stream.close()
+
+    def catch_up(self) -> None:
+        """Take in every line the child has written so far (a last one unfinished waits)."""
+        with self._lock:
+            while not self._closed:
+                try:
+                    chunk = os.read(self._fd, 65536)
+                except BlockingIOError:
+                    return
+                now = time.monotonic()
+                if not chunk:  # end of file: the child closed it
+                    self._take([self._partial] if self._partial else [], now)
+                    self._closed = True
+                    return
+                *complete, self._partial = (self._partial + chunk).split(b"\n")
+                self._take([line + b"\n" for line in complete], now)
+
+    def _take(self, raw_lines: list[bytes], stamp: float) -> None:
+        for raw in raw_lines:
             self.lines.append(raw.decode(errors="replace"))
-        stream.close()
+            self.stamps.append(stamp)
 
     @property
     def text(self) -> str:
         return "".join(self.lines)
+
+    def stamp_of(self, needle: str) -> float | None:
+        """When the first line containing ``needle`` was taken in; ``None`` if none has been."""
+        with self._lock:
+            stamped = list(zip(self.lines, self.stamps, strict=True))
+        return next((stamp for line, stamp in stamped if needle in line), None)
 
     def join(self, timeout: float = 5) -> None:
         self._thread.join(timeout)
