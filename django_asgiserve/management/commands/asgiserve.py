@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-import ipaddress
-import math
 import os
-import socket
 import sys
 from argparse import ArgumentParser
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +17,8 @@ from django.utils.version import get_docs_version
 
 from django_asgiserve import addrport, backends, checks, run_config, startup
 from django_asgiserve import sockets as listening
-from django_asgiserve.management.fleet_arguments import add_fleet_arguments
+from django_asgiserve.management import arguments
+from django_asgiserve.management.listeners import listen, public_hosts
 from django_asgiserve.process import memory
 from django_asgiserve.reload import sources
 from django_asgiserve.reload.sources import module_files
@@ -41,97 +37,7 @@ class Command(BaseCommand):  # type: ignore[misc]
     metrics_url = ""
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("addrport", nargs="?", help="Optional port number, or ipaddr:port")
-        parser.add_argument(
-            "--ipv6", "-6", action="store_true", dest="use_ipv6", help="Use an IPv6 address."
-        )
-        parser.add_argument(
-            "--nothreading",
-            action="store_false",
-            dest="use_threading",
-            help="Accepted for runserver compatibility; ASGI servers do not use it.",
-        )
-        parser.add_argument(
-            "--noreload",
-            action="store_false",
-            dest="use_reloader",
-            help="Do not reload when code changes.",
-        )
-        parser.add_argument(
-            "--nostatic",
-            action="store_false",
-            dest="use_static_handler",
-            help="Do NOT serve static files at STATIC_URL.",
-        )
-        parser.add_argument(
-            "--insecure",
-            action="store_true",
-            dest="insecure_serving",
-            help="Serve static files even if DEBUG is False.",
-        )
-        parser.add_argument("--skip-checks", action="store_true", help="Skip system checks.")
-        parser.add_argument(
-            "--backend",
-            choices=None,
-            help=f"The ASGI server: {', '.join(backends.NAMES)} (default: ASGISERVE['BACKEND'], "
-            "else the first installed).",
-        )
-        parser.add_argument(
-            "--workers",
-            type=positive_int,
-            default=1,
-            help="Worker processes serving the socket (default 1). Each reload replaces all.",
-        )
-        parser.add_argument(
-            "--graceful-timeout",
-            type=seconds,
-            help="Seconds in-flight requests get to finish when a worker stops "
-            f"(default {run_config.DEVELOPMENT_GRACE:g}, or {run_config.PRODUCTION_GRACE:g} with "
-            "--noreload).",
-        )
-        add_fleet_arguments(parser, seconds, positive_int)
-        parser.add_argument(
-            "--proxy-headers",
-            action=argparse.BooleanOptionalAction,
-            help="Take the client's address and scheme from X-Forwarded-For and "
-            "X-Forwarded-Proto when the peer is in --forwarded-allow-ips (default: "
-            "ASGISERVE['PROXY_HEADERS'], else off).",
-        )
-        parser.add_argument(
-            "--forwarded-allow-ips",
-            metavar="IPS",
-            help="Comma-separated addresses or networks of the proxies to trust, or '*' for "
-            "any (default: ASGISERVE['FORWARDED_ALLOW_IPS'], else 127.0.0.1,::1).",
-        )
-
-        parser.add_argument(
-            "--certfile",
-            metavar="PATH",
-            help="Serve HTTPS with this PEM certificate (chain); HTTP/2 is offered by ALPN on "
-            "the backends that speak it. Needs --keyfile.",
-        )
-        parser.add_argument("--keyfile", metavar="PATH", help="The certificate's private key.")
-        parser.add_argument(
-            "--loop-warn-ms",
-            type=milliseconds,
-            metavar="MS",
-            help="Warn when a worker's event loop is blocked longer than MS milliseconds; 0 "
-            f"turns it off (default: ASGISERVE['LOOP_WARN_MS'], else "
-            f"{run_config.DEFAULT_LOOP_WARN_MS:g} with the reloader, off with --noreload).",
-        )
-        parser.add_argument(
-            "--access-log",
-            action=argparse.BooleanOptionalAction,
-            help="Log each request in runserver's format; --no-access-log leaves the request "
-            "log out (as the other servers' CLIs run by default) (default: "
-            "ASGISERVE['ACCESS_LOG'], else on).",
-        )
-        parser.add_argument(
-            "--http3",
-            action="store_true",
-            help="Also serve HTTP/3 (QUIC) on the same UDP port: hypercorn with aioquic, "
-            "--certfile and --keyfile, one worker.",
-        )
+        arguments.add_arguments(parser)
 
     def execute(self, *args: Any, **options: Any) -> Any:
         if options["no_color"]:
@@ -151,50 +57,28 @@ class Command(BaseCommand):  # type: ignore[misc]
             )
         address = addrport.parse(options["addrport"], ipv6=options["use_ipv6"])
         server_config = startup.resolve(options)
-        backend = backends.get(server_config.backend)
-        # Servers accept greedily: on one shared socket a burst of connections all goes to one
-        # worker. A socket per worker (SO_REUSEPORT twins that we keep open) lets the kernel
-        # spread them, as granian's own command line does, and none is closed by a reload.
-        socket_per_worker = (
-            not backend.manages_workers
-            and server_config.workers > 1
-            and not sockets
-            and hasattr(socket, "SO_REUSEPORT")
-        )
-        if sockets:
-            addresses = [addrport.Address.of(sock) for sock in sockets]
-        else:
-            try:
-                sockets = [listening.bind(address, reuse_port=socket_per_worker)]
-                if socket_per_worker:
-                    sockets = listening.bind_twins(sockets[0], server_config.workers)
-            except listening.BindError as error:
-                self.stderr.write(f"Error: {error}")
-                sys.exit(1)
-            addresses = [replace(address, port=sockets[0].getsockname()[1])]
-        if server_config.http3:
-            try:
-                sockets += [listening.bind_datagram(sock) for sock in sockets]
-            except listening.BindError as error:
-                self.stderr.write(f"Error: UDP for HTTP/3: {error}")
-                sys.exit(1)
+        try:
+            listeners = listen(address, server_config, sockets)
+        except listening.BindError as error:
+            self.stderr.write(f"Error: {error}")
+            sys.exit(1)
         metrics_socket = None
         if server_config.metrics:
             from django_asgiserve.supervisor import metrics_listener
 
             metrics_socket, self.metrics_url = metrics_listener.bind(server_config.metrics)
-        urls = [each.url(server_config.scheme) for each in addresses]
-        self.exposed = tuple(public_hosts(sockets)) if settings.DEBUG else ()
+        urls = [each.url(server_config.scheme) for each in listeners.addresses]
+        self.exposed = tuple(public_hosts(listeners.sockets)) if settings.DEBUG else ()
         outcome = serve(
             Run(
                 server_config,
-                sockets,
+                listeners.sockets,
                 lambda: self.before_serving(server_config, urls),
                 say=self.stdout.write,
                 warn=lambda text: self.stderr.write(self.style.WARNING(text)),
                 excluded_dirs=[Path(p) for p in (settings.MEDIA_ROOT, settings.STATIC_ROOT) if p],
                 initial_roots=sources.project_roots(module_files()),
-                socket_per_worker=socket_per_worker,
+                socket_per_worker=listeners.socket_per_worker,
                 metrics_socket=metrics_socket,
                 activated=activated,
             )
@@ -207,7 +91,8 @@ class Command(BaseCommand):  # type: ignore[misc]
             self.stdout.write(options["shutdown_message"])
 
     def before_serving(self, server_config: run_config.ServerConfig, urls: list[str]) -> None:
-        """runserver's checks and banner, printed while the first worker starts."""
+        """runserver's checks, migrations warning and banner, while the first workers load: they
+        serve once this returns (see :mod:`django_asgiserve.supervisor`)."""
         if not server_config.skip_checks:
             # What only serving can get wrong, before the project's own checks.
             report, _serious = checks.serving_report(
@@ -271,45 +156,3 @@ class Command(BaseCommand):  # type: ignore[misc]
             for host in self.exposed
         ]
         return "\n".join(lines)
-
-
-def public_hosts(sockets: list[socket.socket]) -> list[str]:
-    """The addresses of ``sockets`` that other machines can reach (not loopback ones)."""
-    hosts = []
-    for sock in sockets:
-        if sock.family not in (socket.AF_INET, socket.AF_INET6):
-            continue
-        host = sock.getsockname()[0]
-        address = ipaddress.ip_address(host.partition("%")[0])
-        loopback = getattr(address, "ipv4_mapped", None) or address
-        if not loopback.is_loopback and host not in hosts:
-            hosts.append(host)
-    return hosts
-
-
-def seconds(value: str) -> float:
-    """``--graceful-timeout``: a finite number of seconds, 0 or more."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds (0 or more).")
-    return number
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-def milliseconds(value: str) -> float:
-    """``--loop-warn-ms``: a finite number of milliseconds, 0 or more."""
-    try:
-        return seconds(value)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a number of milliseconds (0 or more)."
-        ) from None
