@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from django_asgiserve.process.protocol import MemoryRecycleEvent
@@ -100,16 +101,17 @@ def largest_process(root: int) -> tuple[int, int]:
 class MemoryCheck:
     """The worker's check (run by its recycle thread): the ``recycle`` event once a process
     of this worker is past ``limit_mb``, else ``None``. Measures at most every ``CHECK_EVERY``
-    seconds; the first measurement is the worker's size as it starts serving."""
+    seconds of ``clock``; the first measurement is the worker's size as it starts serving."""
 
-    def __init__(self, limit_mb: int) -> None:
+    def __init__(self, limit_mb: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit_kib = limit_mb * KIB_PER_MB
+        self.clock = clock
         self.root = os.getpid()
         self.start_kib: int | None = None
         self.next_at = 0.0
 
     def __call__(self) -> MemoryRecycleEvent | None:
-        now = time.monotonic()
+        now = self.clock()
         if now < self.next_at:
             return None
         self.next_at = now + CHECK_EVERY

@@ -173,7 +173,8 @@ class Pool:
         if not launch.is_code and launch.generation != self.generation:
             loaded = {}  # the code of a generation replaced meanwhile
         if launch.replacing is not None and launch.replacing not in self.workers():
-            loaded = {}  # the worker it was to replace has gone (and been replaced)
+            # The worker it was to replace has gone: it takes the seat, unless taken already.
+            loaded = {seat: w for seat, w in loaded.items() if seat not in self.serving}
         unused = [w for w in launch.workers if loaded.get(w.seat) is not w]
         for worker in unused:
             worker.kill()

@@ -101,7 +101,7 @@ class Staff:
             self.code_loaded(launch, loaded)
         elif loaded:
             self.install(loaded.values(), launch.generation, every_seat=False)
-        if launch.purpose is not Purpose.RECYCLE and not self.ending:
+        if not self.ending:  # a seat left empty: a crash (a recycled worker's too)
             for seat in launch.failed:
                 if seat not in self.pool.serving and not self.pool.covers(seat):
                     self.crashed(seat, failed_line(launch, seat))
@@ -119,7 +119,7 @@ class Staff:
             if launch.timeline is not None and self.pool.serves_project():
                 self.say(launch.timeline.summary(self.config.verbosity))
         elif launch.purpose is Purpose.RELOAD:
-            self.warn(WAITING)
+            self.warn(not_loaded(self.config.startup_timeout) if launch.timed_out else WAITING)
         if self.life.state is State.RELOADING and not self.pool.code_launch():
             self.life.reloaded()
 
@@ -181,6 +181,13 @@ class Staff:
         if line is not None:
             self.say(line)
             self.pool.launch(Purpose.RECYCLE, [worker.seat], replacing=worker)
+
+
+def not_loaded(timeout: float) -> str:
+    return (
+        f"The new workers did not load within {timeout:g} seconds (--startup-timeout): the "
+        "workers serving go on."
+    )
 
 
 def failed_line(launch: Launch, seat: int) -> str:

@@ -129,7 +129,10 @@ class Supervisor:
         try:
             while self.state is not State.STOPPED:
                 event = await self.queue.get()
-                dispatch(self, event)
+                try:
+                    dispatch(self, event)
+                except Exception as error:  # a bug: said, and the run ends in order
+                    self.post(OperationFailed(f"handling of {type(event).__name__}", error))
         finally:
             self.tasks.cancel_all()
             self.launcher.close()

@@ -165,6 +165,19 @@ async def test_with_the_reloader_an_edit_replaces_a_worker_that_never_loads() ->
     assert scenario.lines[0] == "/p/demo/models.py, /p/demo/views.py changed, reloading."
 
 
+@in_loop
+async def test_without_the_reloader_a_later_worker_that_never_loads_is_given_up_on() -> None:
+    scenario = Scenario(config(reload=False, startup_timeout=3.0))
+    [old] = await scenario.serving_started()
+    await scenario.hangup()
+    [stuck] = scenario.launcher.starts[-1].workers
+    await scenario.advance(3.1)
+
+    assert scenario.child(stuck).killed
+    assert scenario.state is State.SERVING and scenario.serving() == [old]
+    assert scenario.warnings[-1].startswith("The new workers did not load within 3 seconds")
+
+
 # -- reloads -------------------------------------------------------------------------------------
 
 
@@ -277,6 +290,31 @@ async def test_recycling_asked_during_a_reload_that_failed_goes_ahead() -> None:
     await scenario.load(replacement)
     assert scenario.serving() == [replacement]
     assert scenario.child(old).told("stop")
+
+
+@in_loop
+async def test_a_worker_that_crashes_while_it_is_recycled_is_replaced_by_its_recycling() -> None:
+    scenario = Scenario(config(max_requests=10))
+    [old] = await scenario.serving_started()
+    await scenario.post(RecycleAsked(old, REQUESTS))  # type: ignore[arg-type]
+    [new] = scenario.launcher.starts[-1].workers
+    await scenario.crash(old)
+    await scenario.load(new)
+    assert scenario.serving() == [new] and scenario.child(new).told("serve")
+
+
+@in_loop
+async def test_a_recycled_seat_whose_worker_crashed_and_new_one_failed_is_refilled() -> None:
+    scenario = Scenario(config(max_requests=10))
+    [old] = await scenario.serving_started()
+    await scenario.post(RecycleAsked(old, REQUESTS))  # type: ignore[arg-type]
+    [new] = scenario.launcher.starts[-1].workers
+    await scenario.crash(old)
+    await scenario.crash(new)
+    await scenario.advance(MAX_BACKOFF)
+    [replacement] = scenario.launcher.starts[-1].workers
+    await scenario.load(replacement)
+    assert scenario.serving() == [replacement]
 
 
 # -- the drain and the stop ----------------------------------------------------------------------

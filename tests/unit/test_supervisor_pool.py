@@ -4,6 +4,8 @@ tests/helpers/fake_processes.py)."""
 
 from __future__ import annotations
 
+import pytest
+
 from django_asgiserve.supervisor.children import Worker
 from django_asgiserve.supervisor.launches import Purpose
 from django_asgiserve.supervisor.pool import Pool
@@ -119,8 +121,9 @@ async def test_a_replacement_of_code_replaced_meanwhile_is_not_brought_in() -> N
     assert isinstance(replacement.connection, FakeChild) and replacement.connection.killed
 
 
+@pytest.mark.parametrize("seat_taken", [True, False])
 @in_loop
-async def test_a_recycle_whose_worker_has_gone_is_not_brought_in() -> None:
+async def test_a_recycle_whose_worker_has_gone_takes_the_seat_if_free(seat_taken: bool) -> None:
     the_pool = pool(size=1)
     old = worker(the_pool, 0)
     the_pool.install([old], "g1", every_seat=True)
@@ -130,7 +133,9 @@ async def test_a_recycle_whose_worker_has_gone_is_not_brought_in() -> None:
     new.received({"event": "loaded", "pid": new.pid, "broken": False})
     assert the_pool.recycling(old) and the_pool.covers(0)
     the_pool.remove(old)
-    assert the_pool.finish(launch, stopping=False) == {}
+    if seat_taken:
+        the_pool.install([worker(the_pool, 0)], "g1", every_seat=False)
+    assert the_pool.finish(launch, stopping=False) == ({} if seat_taken else {0: new})
 
 
 @in_loop

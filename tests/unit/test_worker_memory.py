@@ -61,11 +61,13 @@ def test_a_process_that_is_gone_has_no_memory() -> None:
 
 def test_the_check_fires_past_the_limit_and_keeps_the_start_size() -> None:
     start = own_mb()
-    check = memory.MemoryCheck(start + 100)
+    now = [0.0]
+    check = memory.MemoryCheck(start + 100, clock=lambda: now[0])
     assert check() is None
     kept = b"x" * (150 * MIB)
+    now[0] += memory.CHECK_EVERY - 0.01
     assert check() is None, "measured again within CHECK_EVERY"
-    check.next_at = 0.0
+    now[0] += 0.02
     event = check()
     assert event is not None
     assert event["reason"] == "max-memory" and event["pid"] == os.getpid()
