@@ -72,11 +72,11 @@ def run(
 
 def take_signals(commands: WorkerCommands, channel: WorkerChannel) -> None:
     """Ctrl+C is the supervisor's; SIGTERM stops this worker gracefully."""
+    signal.signal(signal.SIGTERM, lambda *_: commands.stop())
     interrupts.ignore()
     # The channel is this process's alone: one held open by a process it forks (a backend's
     # own worker) would hide from the supervisor that this one has gone.
     os.register_at_fork(after_in_child=lambda: close_in_child(channel))
-    signal.signal(signal.SIGTERM, lambda *_: commands.stop())
 
 
 def load(config: ServerConfig, setup_error: ExcInfo | None) -> Loaded:

@@ -101,7 +101,10 @@ class ForkLauncher:
             stock, self.stock = self.stock, []
             for pid, sock, seat in stock:
                 worker = await self.connect(sock, pid, seat, generation, None)
-                started(worker) if seat in seats else worker.kill()
+                if seat in seats:
+                    started(worker)
+                else:
+                    worker.kill()
             return False
         preloader = None if fresh else await self.preloaders.usable(changed)
         imported = preloader is None

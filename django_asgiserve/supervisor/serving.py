@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from django_asgiserve import backends
+from django_asgiserve.process import interrupts
 from django_asgiserve.reload.watcher import Watcher
 from django_asgiserve.run_config import ServerConfig
 from django_asgiserve.supervisor.clock import MonotonicClock
@@ -51,7 +52,9 @@ def serve(run: Run) -> Outcome:
     metrics = None
     config = replace(run.config, socket_fds=[s.fileno() for s in run.sockets])
     if run.metrics_socket is not None:
-        metrics = MetricsListener(run.metrics_socket, lambda: tally.figures(len(pool.serving)))
+        metrics = MetricsListener(
+            run.metrics_socket, lambda: tally.figures(len(supervisor.pool.serving))
+        )
         config = replace(config, metrics_fd=metrics.board.fd)
     size = 1 if backends.backend_class(config.backend).manages_workers else config.workers
     clock = MonotonicClock()
@@ -77,6 +80,8 @@ def serve(run: Run) -> Outcome:
         tally=tally,
     )
     pool = supervisor.pool
+    # A stop from now on waits for the loop's handlers (see interrupts).
+    interrupts.hold_stops()
     # Before the event loop: workers forked from here must not inherit its signal handling.
     supervisor.launcher.prepare(size, pool.generation)
     return asyncio.run(running(supervisor, run, metrics))
@@ -88,6 +93,7 @@ async def running(supervisor: Supervisor, run: Run, metrics: MetricsListener | N
         loop.add_signal_handler(signum, supervisor.post, StopAsked(signum))
     if hasattr(signal, "SIGHUP"):
         loop.add_signal_handler(signal.SIGHUP, supervisor.post, HangupAsked())
+    interrupts.release_stops()
     watching = None
     if supervisor.config.reload:
         watcher = Watcher(run.excluded_dirs, supervisor.config.watch_ignore)
