@@ -8,6 +8,7 @@ that are hard to observe from outside: ``thread_sensitive`` code called from a s
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import warnings
 
@@ -175,6 +176,10 @@ def sync_stream(request):
     return StreamingHttpResponse(parts())
 
 
+def sync_endless(request):
+    return StreamingHttpResponse(itertools.repeat(b"x" * 1000))
+
+
 class Reads:
     """A file whose reads say where they ran."""
 
@@ -207,6 +212,7 @@ def async_stream(request):
 
 urlpatterns += [
     path("sync-stream/", sync_stream),
+    path("sync-endless/", sync_endless),
     path("file/", file),
     path("async-stream/", async_stream),
 ]
@@ -290,3 +296,32 @@ async def wait_until(condition) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.01)
+
+
+def test_a_sync_body_goes_out_part_by_part_as_it_is_made(signals_seen):
+    """A part is sent once made, not when the body ends (a slow generator, server-sent events
+    written as a sync generator); a client that goes stops it at the next part, and the
+    response is closed in the request's thread."""
+    with override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=[]):
+        handler = SyncFastHandler()
+
+        async def live() -> None:
+            GATES["live"] = threading.Event()
+            connection = Connection(handler, "/sync-stream/?tag=live")
+            connection.incoming.put_nowait({"type": "http.request", "body": b""})
+            await wait_until(lambda: any(m.get("body") == b"part 0\n" for m in connection.sent))
+            GATES["live"].set()  # part 1 may be made now
+            await connection.finished()
+
+        async def left() -> None:  # an endless body: only the client's going ends it
+            connection = Connection(handler, "/sync-endless/?tag=left")
+            connection.incoming.put_nowait({"type": "http.request", "body": b""})
+            await wait_until(lambda: len(connection.sent) > 2)
+            connection.incoming.put_nowait({"type": "http.disconnect"})
+            await connection.finished()
+
+        asyncio.run(live())
+        asyncio.run(left())
+    assert [what for what, _ in SEEN["live"]][-1] == "request_finished"
+    assert [what for what, _ in SEEN["left"]] == ["request_started", "request_finished"]
+    assert len({thread for _, thread in SEEN["left"]}) == 1
