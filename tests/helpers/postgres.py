@@ -30,11 +30,12 @@ if TYPE_CHECKING:
 DEBIAN_BINARIES = Path("/usr/lib/postgresql")
 #: Seconds ``pg_ctl`` may take to start, stop or restart; generous for a busy CI machine.
 CTL_DEADLINE = 60
-#: What a test cluster needs: no durability, connections for a few servers' thread pools.
+#: What a test cluster needs: no durability.
 SERVER_SETTINGS = (
-    "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
-    " -c full_page_writes=off -c max_connections=300"
+    "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 )
+#: Enough for a few servers' request threads.
+MAX_CONNECTIONS = 300
 
 
 def binaries() -> Path:
@@ -72,6 +73,7 @@ class Cluster:
     log: Path
     port: int
     user: str | None
+    max_connections: int = MAX_CONNECTIONS
     host: str = "127.0.0.1"
     superuser: str = "postgres"
 
@@ -85,7 +87,10 @@ class Cluster:
         )
 
     def start(self) -> bool:
-        options = f"-p {self.port} -k {self.data.parent} {SERVER_SETTINGS}"
+        options = (
+            f"-p {self.port} -k {self.data.parent} {SERVER_SETTINGS}"
+            f" -c max_connections={self.max_connections}"
+        )
         return self.ctl("-w", "-t", str(CTL_DEADLINE), "-o", options, "start").returncode == 0
 
     def restart(self) -> None:
@@ -131,7 +136,7 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def cluster() -> Iterator[Cluster]:
+def cluster(max_connections: int = MAX_CONNECTIONS) -> Iterator[Cluster]:
     """Run a fresh cluster until the block ends (stopped, its directory removed).
 
     Raises ``LookupError`` when PostgreSQL is not installed.
@@ -153,7 +158,9 @@ def cluster() -> Iterator[Cluster]:
         )  # fmt: skip
         # A port found free can be taken before the cluster binds it: try a few.
         for _attempt in range(5):
-            running = Cluster(bin_dir, data, root / "server.log", free_port(), user)
+            running = Cluster(
+                bin_dir, data, root / "server.log", free_port(), user, max_connections
+            )
             if running.start():
                 break
         else:
