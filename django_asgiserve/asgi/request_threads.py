@@ -171,13 +171,6 @@ class RequestThreads:
         else:
             term.bind(thread)
 
-    def stop_idle(self) -> None:
-        """End the idle threads (each closes its database connections first)."""
-        with self.lock:
-            idle, self.idle = self.idle, []
-        for thread in idle:
-            thread.inbox.put(None)
-
     @contextlib.asynccontextmanager
     async def context(self, lease: Lease) -> AsyncIterator[None]:
         """The request's ``ThreadSensitiveContext``, its thread-sensitive calls run in ``lease``

@@ -217,30 +217,20 @@ def pg_alias(postgres: Cluster, django_db_blocker: Any) -> Iterator[tuple[str, C
 _databases = itertools.count(1)
 
 
-def test_a_thread_that_ends_closes_its_database_connections(pg_alias) -> None:
+def test_an_idle_thread_keeps_its_connection_one_past_the_limit_closes_it(pg_alias) -> None:
     alias, cluster, name = pg_alias
 
-    def connect() -> threading.Thread:
-        connections[alias].ensure_connection()
-        return threading.current_thread()
+    def connect() -> tuple[threading.Thread, int]:
+        connection = connections[alias]
+        connection.ensure_connection()
+        return threading.current_thread(), connection.connection.info.backend_pid
 
-    # Past the idle limit: the thread ends once its request is over.
-    pool = RequestThreads(size=1, max_idle=0)
-    lease = pool.lease(counted=True)
-    ended = run(lease, connect)
-    assert len(cluster.backends(name)) == 1
-    lease.release()
-    ended.join(DEADLINE)
-    assert not ended.is_alive()
-    wait_for(lambda: not cluster.backends(name), what="the connection to be closed")
-    # Kept idle with its connection, until the pool is told to stop.
-    pool = RequestThreads(size=1)
-    lease = pool.lease(counted=True)
-    idle = run(lease, connect)
-    lease.release()
-    wait_for(lambda: pool.idle, what="the thread to be idle")
-    assert len(cluster.backends(name)) == 1
-    pool.stop_idle()
-    idle.join(DEADLINE)
-    assert not idle.is_alive()
-    wait_for(lambda: not cluster.backends(name), what="the connection to be closed")
+    pool = RequestThreads(size=2, max_idle=1)
+    first, second = pool.lease(counted=True), pool.lease(counted=True)
+    (first_thread, _), (second_thread, kept) = run(first, connect), run(second, connect)
+    assert first_thread is not second_thread and len(cluster.backends(name)) == 2
+    second.release()  # idle, with its connection
+    first.release()  # one idle thread is the limit: this one ends
+    first_thread.join(DEADLINE)
+    assert not first_thread.is_alive() and second_thread.is_alive()
+    wait_for(lambda: cluster.backends(name) == [kept], what="the ended thread's to be closed")
