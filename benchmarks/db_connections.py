@@ -154,13 +154,14 @@ def report(results: dict[str, dict[tuple[str, str], Figures]], pinned: bool) -> 
         ]  # fmt: skip
         lines += [h.markdown_table(headers, rows), ""]
     wsgi = results.get("gunicorn sync WSGI -w 2")
-    if wsgi:
-        lines.append("Ratios to gunicorn's sync WSGI worker (CONN_MAX_AGE=0), same run:")
+    for alias, label in ALIASES.items() if wsgi else ():
+        lines.append(f"Requests per second against gunicorn's sync WSGI worker ({label}):")
         for name, r in results.items():
             ratios = ", ".join(
-                f"{v} {r['default', v].rps / max(wsgi['default', v].rps, 1):.2f}" for v in VIEWS
+                f"{v} {r[alias, v].rps / max(wsgi[alias, v].rps, 1):.2f}" for v in VIEWS
             )
             lines.append(f"- {name}: {ratios}")
+        lines.append("")
     return "\n".join(lines)
 
 
