@@ -45,7 +45,7 @@ class Term:
     __slots__ = ("buffer", "counted", "lock", "pending", "released", "thread")
 
     def __init__(self, counted: bool) -> None:
-        self.counted = counted  # holds a place in the pool's bound (changed under its lock)
+        self.counted = counted  # holds a place in the pool's bound (changed under the pool's lock)
         self.lock = threading.Lock()
         self.thread: RequestThread | None = None
         self.buffer: list[Job] = []
