@@ -27,8 +27,10 @@ from django.http import HttpResponseBase
 
 from django_asgiserve.asgi.leases import Lease
 
-#: Bytes made and not yet taken by the event loop past which the thread waits.
-AHEAD = 2**16
+#: Bytes made and not yet taken by the event loop past which the thread waits: four of
+#: ``ASGIHandler.chunk_size`` (64 KB, a ``FileResponse``'s read); with one, the thread and the loop
+#: took turns at every part, and a 1 MB body cost twice the CPU time.
+AHEAD = 2**18
 
 
 class ThreadIterated:
