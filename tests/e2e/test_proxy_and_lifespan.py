@@ -97,7 +97,10 @@ def test_bad_forwarded_allow_ips(project, value):
     )
     bad = value.rpartition(",")[2]
     assert_fails_clearly(
-        result, f"CommandError: --forwarded-allow-ips: '{bad}' is not an IP address or network"
+        result,
+        "argument --forwarded-allow-ips: must be IP addresses or networks of trusted proxies, "
+        f"or '*': '{bad}' is not an IP address or network",
+        code=2,
     )
 
 
