@@ -64,7 +64,10 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
     if http3:
         check_http3(backend, bool(certfile), options.get("workers") or 1)
     # The app registry, not INSTALLED_APPS: an app may be listed by its AppConfig's path.
-    staticfiles = apps.is_installed("django.contrib.staticfiles")
+    # whitenoise's runserver_nostatic makes runserver leave static files to its middleware.
+    staticfiles = apps.is_installed("django.contrib.staticfiles") and not apps.is_installed(
+        "whitenoise.runserver_nostatic"
+    )
     return ServerConfig(
         backend=backend.name,
         options=dict(serve_settings.options.get(backend.name, {})),

@@ -37,7 +37,7 @@ from django.http import FileResponse, HttpResponseBase
 from django.urls import URLResolver, get_resolver, set_script_prefix
 from django.utils.module_loading import import_string
 
-from django_asgiserve.asgi import async_chain
+from django_asgiserve.asgi import async_chain, file_stream
 from django_asgiserve.asgi.request_threads import RequestThreads
 
 Scope = MutableMapping[str, Any]
@@ -110,6 +110,11 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
             return
         async with self.request_threads.context():
             await self.handle(scope, receive, send)
+
+    async def run_get_response(self, request: Any) -> HttpResponseBase:
+        """Django's async path; a ``FileResponse`` it gives (whitenoise's) is read in a thread
+        as it is sent (see :mod:`file_stream`)."""
+        return file_stream.read_in_thread(await super().run_get_response(request))
 
     def serves_sync(self, scope: Scope) -> bool:
         """Whether the request's path resolves (with the root URLconf) to a sync view.
