@@ -28,6 +28,7 @@ Each cell gets, per view:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -44,7 +45,7 @@ import _harness as h
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 VIEWS = """
 from django.http import HttpResponse, StreamingHttpResponse
@@ -191,17 +192,44 @@ def environ(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def wait_up(port: int, proc: subprocess.Popen[bytes], deadline: float = 60) -> None:
+def wait_up(
+    port: int, proc: subprocess.Popen[bytes], path: str = "/b/sync/", deadline: float = 60
+) -> None:
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
-            urllib.request.urlopen(f"http://{h.HOST}:{port}/b/sync/", timeout=2).read()
+            urllib.request.urlopen(f"http://{h.HOST}:{port}{path}", timeout=2).read()
             return
         except OSError:
             time.sleep(0.1)
     raise RuntimeError("server did not answer")
+
+
+@contextlib.contextmanager
+def serving(root: Path, cell: Cell, path: str = "/b/sync/") -> Iterator[tuple[int, int]]:
+    """Run ``cell``'s server on ``root`` until the block ends; yields its port and pid once
+    ``path`` answers."""
+    port = h.free_port()
+    proc = subprocess.Popen(
+        [*h.SERVER_CPU, *cell.command(port)],
+        cwd=root,
+        env=environ(cell.env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_up(port, proc, path)
+        yield port, proc.pid
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
 
 
 def wrk(
@@ -230,26 +258,16 @@ def wrk(
 
 
 def measure(root: Path, cell: Cell, options: argparse.Namespace, pace: Path) -> dict[str, Figures]:
-    port = h.free_port()
-    proc = subprocess.Popen(
-        [*h.SERVER_CPU, *cell.command(port)],
-        cwd=root,
-        env=environ(cell.env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     figures: dict[str, Figures] = {}
-    try:
-        wait_up(port, proc)
+    with serving(root, cell) as (port, pid):
         for path in PATHS:
             threads = 1 if h.LOAD_CPU else 2
             wrk(port, path, 1, threads=threads, connections=32, script=None)  # warm-up
-            before, started = h.cpu_seconds(proc.pid), time.monotonic()
+            before, started = h.cpu_seconds(pid), time.monotonic()
             rps, done, p50, p99 = wrk(
                 port, path, options.duration, threads=threads, connections=32, script=None
             )
-            cpu = h.cpu_seconds(proc.pid) - before
+            cpu = h.cpu_seconds(pid) - before
             cpu_us = cpu / max(done, 1) * 1e6
             busy = cpu / (time.monotonic() - started)
             paced = wrk(
@@ -262,13 +280,6 @@ def measure(root: Path, cell: Cell, options: argparse.Namespace, pace: Path) -> 
             )
             figures[path] = Figures(rps, cpu_us, p50, p99, paced[0], paced[2], paced[3])
             print(cell.label, path, figures[path], f"CPU {busy:.0%}", file=sys.stderr, flush=True)
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
     return figures
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.polling import DEADLINE, wait_for  # noqa: F401 - re-exported
+from tests.helpers.postgres import Cluster, binaries, cluster, unprivileged_user
 from tests.helpers.server import (  # noqa: F401 - re-exported
     BACKENDS,
     BANNER_URL,
@@ -70,6 +71,18 @@ def start(project: Path) -> Iterator[Callable[..., Server]]:
     yield starter
     for server in servers:
         server.kill()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """A PostgreSQL cluster of this test session's own (one per xdist worker), stopped at the
+    end; the tests that use it are skipped when PostgreSQL is not installed."""
+    try:
+        binaries(), unprivileged_user()
+    except LookupError as error:
+        pytest.skip(str(error))
+    with cluster() as running:
+        yield running
 
 
 @pytest.fixture(params=TESTED_BACKENDS)

@@ -4,16 +4,23 @@ Django's own handler runs its middleware chain in async mode, so every sync midd
 the sync view, each signal and the response's ``close()`` is a separate ``sync_to_async`` hop, in
 two fresh threads per request (the request's ``ThreadSensitiveContext``). :class:`SyncFastHandler`
 decides per request: when every middleware is sync-capable and the URL resolves (with the root
-URLconf) to a sync view, it reads the body on the event loop as Django does,
-then runs what ``WSGIHandler`` runs (``request_started``, the request, the sync middleware chain
-built by ``load_middleware(is_async=False)``, ``request_finished``) in ONE hop to a bounded
-thread pool the handler owns, awaited in the request's own task (one more task watches for a
-disconnect, see :meth:`SyncFastHandler.handle_sync`), and sends the response from the event loop.
-Anything else (an async view, an async-only middleware, a URL it cannot resolve) goes to Django's
-own async path, so async views still run on the event loop; that path's middleware chain takes one
-hop per run of sync hooks when every middleware is a plain ``MiddlewareMixin``
-(``async_chain.py``), and each request there leases its thread-sensitive thread from a pool
-instead of starting one (``request_threads.py``).
+URLconf) to a sync view, it reads the body on the event loop as Django does, then runs what
+``WSGIHandler`` runs (``request_started``, the request, the sync middleware chain built by
+``load_middleware(is_async=False)``) in ONE hop to the request's thread, awaited in the request's
+own task (one more task watches for a disconnect, see :meth:`SyncFastHandler.handle_sync`), and
+sends the response from the event loop. A complete response is closed (``request_finished``) in
+that thread before its bytes go out; a streaming one is sent as Django sends it, a sync body
+iterated in the same thread as it is sent (``sync_stream.py``; on Django's path too, so that no
+sync body is read whole into a list with Django's warning), an async body on the event loop, and
+closed in that thread at its end.
+
+Every request, on this path and on Django's, has that one thread of its own, leased from the
+worker's request threads (``request_threads.py``, which says how a stream shares their bound):
+its sync code, its thread-sensitive calls, its signals and so its database connection's checks
+all run there, as under ``WSGIHandler``. Anything else than a sync view (an async view, an
+async-only middleware, a URL it cannot resolve) goes to Django's own async path, so async views
+still run on the event loop; that path's middleware chain takes one hop per run of sync hooks
+when every middleware is a plain ``MiddlewareMixin`` (``async_chain.py``).
 """
 
 from __future__ import annotations
@@ -22,13 +29,12 @@ import asyncio
 import contextlib
 import functools
 import tempfile
-import threading
 from collections.abc import Awaitable, Callable, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from typing import Any
 
 import django
-from asgiref.sync import iscoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
@@ -38,18 +44,19 @@ from django.urls import URLResolver, get_resolver, set_script_prefix
 from django.utils.module_loading import import_string
 
 from django_asgiserve.asgi import async_chain
-from django_asgiserve.asgi.request_threads import RequestThreads
+from django_asgiserve.asgi.leases import Lease
+from django_asgiserve.asgi.request_threads import SIZE, RequestThreads
+from django_asgiserve.asgi.sync_stream import ThreadIterated, is_sync_stream
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-#: Threads that run sync requests, per worker process: as many requests at once as a threaded
-#: WSGI server with this many threads (each with its own database connection).
-SYNC_THREADS = 8
 #: Distinct paths whose view kind (sync or not) is remembered.
 RESOLVE_CACHE_SIZE = 4096
+#: The lease of the request Django's own path serves in this context (set by ``call_django``).
+django_path_lease: ContextVar[Lease | None] = ContextVar("django_path_lease", default=None)
 
 
 def get_asgi_application() -> SyncFastHandler:
@@ -67,7 +74,7 @@ class SyncChain(ASGIHandler):  # type: ignore[misc]
     """Django's ASGI handler with its middleware loaded in sync mode, as ``WSGIHandler`` loads it.
 
     It keeps ``ASGIHandler``'s requests, response handling and last-chance error handling; only
-    :class:`SyncFastHandler` calls it, from a pool thread.
+    :class:`SyncFastHandler` calls it, from a request's thread.
     """
 
     def __init__(self) -> None:  # not ASGIHandler's, which loads the async chain
@@ -77,19 +84,10 @@ class SyncChain(ASGIHandler):  # type: ignore[misc]
 class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
     """``ASGIHandler`` with the sync fast path (see the module's docstring)."""
 
-    def __init__(self, threads: int = SYNC_THREADS) -> None:
+    def __init__(self, threads: int = SIZE) -> None:
         super().__init__()
         self.sync_chain = SyncChain() if middleware_all_sync_capable() else None
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="asgiserve-sync")
-        # One hop per request: asgiref's, so that context variables reach the thread and
-        # async_to_sync() inside a view runs its coroutine on this worker's event loop.
-        self.respond_in_thread = sync_to_async(
-            self.respond, thread_sensitive=False, executor=self.pool
-        )
-        self.close_in_thread = sync_to_async(
-            self.close_response, thread_sensitive=False, executor=self.pool
-        )
-        self.request_threads = RequestThreads()
+        self.request_threads = RequestThreads(size=threads)
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async)
@@ -103,13 +101,28 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
         await self.handle_sync(scope, receive, send)
 
     async def call_django(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """``ASGIHandler.__call__``, with the request's thread leased from a pool
-        (``request_threads.py``)."""
+        """``ASGIHandler.__call__``, the request's thread leased (``request_threads.py``); it
+        holds no place in the bound: the request runs on the event loop."""
         if scope["type"] != "http" or not hasattr(self, "request_threads"):
             await super().__call__(scope, receive, send)  # Django's error for other scopes
             return
-        async with self.request_threads.context():
-            await self.handle(scope, receive, send)
+        lease = self.request_threads.lease(counted=False)
+        token = django_path_lease.set(lease)
+        try:
+            async with self.request_threads.context(lease):
+                await self.handle(scope, receive, send)
+        finally:
+            django_path_lease.reset(token)
+            lease.release()
+
+    async def run_get_response(self, request: Any) -> HttpResponseBase:
+        """Django's async path; a sync body its response has (a ``FileResponse``, whitenoise's)
+        is iterated in the request's thread as it is sent, as on the fast path."""
+        response: HttpResponseBase = await super().run_get_response(request)
+        lease = django_path_lease.get()
+        if lease is not None and is_sync_stream(response):
+            return ThreadIterated(response, lease)
+        return response
 
     def serves_sync(self, scope: Scope) -> bool:
         """Whether the request's path resolves (with the root URLconf) to a sync view.
@@ -127,9 +140,10 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
         return resolves_to_sync(get_resolver(), path)
 
     async def handle_sync(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Django's request cycle with the sync work in one hop, awaited in the request's own
-        task, raced against a disconnect by one watcher task (Django's handler runs the request
-        in a second task and waits for either: two tasks, and the loop rounds they cost).
+        """Django's request cycle with the sync work in one hop to the request's thread, awaited
+        in the request's own task, raced against a disconnect by one watcher task (Django's
+        handler runs the request in a second task and waits for either: two tasks, and the loop
+        rounds they cost).
 
         As under ``ASGIHandler.handle``: a client gone before the response is ready gets none
         (the view's thread cannot be stopped, so the response is closed, unsent), a message other
@@ -139,24 +153,25 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
-        hop = Hop()
+        lease = self.request_threads.lease(counted=True)
+        made = Made()
         listening = asyncio.create_task(self.listen_for_disconnect(receive))
         try:
             try:
-                response = await self.respond_in_thread(scope, body_file, hop)
+                response = await lease.run(self.respond, scope, body_file, lease, made)
             except asyncio.CancelledError:
                 listening.cancel()
-                # The thread cannot be stopped: whichever of us is last closes what it returns.
-                if (abandoned := hop.abandon()) is not None:
-                    self.pool.submit(abandoned.close)
+                # The thread cannot be stopped: what it makes is closed there, after it.
+                lease.submit(made.close_stream)
                 raise
             if listening.done():  # the client went while the view ran
                 if response.streaming:
-                    await self.close_in_thread(response)
+                    await lease.run(response.close)
                 with contextlib.suppress(RequestAborted):
                     listening.result()  # an AssertionError (a message after the body) goes up
             elif response.streaming:
-                await self.stream(response, listening, send)
+                async with self.request_threads.context(lease):  # an async body's calls
+                    await self.stream(response, listening, send, lease)
             else:
                 listening.cancel()
                 try:
@@ -165,14 +180,16 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
                     with contextlib.suppress(asyncio.CancelledError, RequestAborted):
                         await listening
         finally:
+            lease.release()
             body_file.close()
 
     async def stream(
-        self, response: HttpResponseBase, listening: asyncio.Task[None], send: Send
+        self, response: HttpResponseBase, listening: asyncio.Task[None], send: Send, lease: Lease
     ) -> None:
         """Send a streaming response until it ends or the client goes (``listening`` ends),
-        then close it in a pool thread (``request_finished`` runs there)."""
-        sending = asyncio.create_task(self.send_response(response, send))
+        then close it in the request's thread (``request_finished`` runs there)."""
+        body = ThreadIterated(response, lease) if is_sync_stream(response) else response
+        sending = asyncio.create_task(self.send_response(body, send))
         try:
             await asyncio.wait((listening, sending), return_when=asyncio.FIRST_COMPLETED)
         finally:  # also when this task is cancelled: neither may outlive it
@@ -183,15 +200,22 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
                     with contextlib.suppress(asyncio.CancelledError, RequestAborted):
                         await task  # an AssertionError (a message after the body) goes up
             finally:
-                await self.close_in_thread(response)
+                await lease.run(response.close)
 
     def respond(
-        self, scope: Scope, body_file: tempfile.SpooledTemporaryFile[bytes], hop: Hop
+        self,
+        scope: Scope,
+        body_file: tempfile.SpooledTemporaryFile[bytes],
+        lease: Lease,
+        made: Made,
     ) -> HttpResponseBase:
-        """What ``WSGIHandler.__call__`` does, in one pool thread: signals, request, response.
+        """What ``WSGIHandler.__call__`` does, in the request's thread: signals, request,
+        response; then what the thread does next.
 
-        A complete response is closed here (sending ``request_finished`` in this thread) before
-        its bytes go out; a streaming one is closed after the stream, in a pool thread.
+        A complete response is closed here (sending ``request_finished``) before its bytes go
+        out, and the thread is free for the next request; a sync streaming body keeps it (its
+        parts are made here); an async one runs on the event loop, so the thread gives up its
+        place in the bound (``request_threads.py``).
         """
         set_script_prefix(get_script_prefix(scope))
         signals.request_started.send(sender=self.__class__, scope=scope)
@@ -204,40 +228,27 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
             response._handler_class = self.__class__
             if isinstance(response, FileResponse):
                 response.block_size = self.chunk_size
+        made.response = response
         if not response.streaming:
             response.close()
-        elif hop.hand_over(response):
-            response.close()  # nobody waits for the stream any more
+            lease.release()
+        elif not is_sync_stream(response):
+            lease.park()
         return response
 
-    @staticmethod
-    def close_response(response: HttpResponseBase) -> None:
-        response.close()
 
+class Made:
+    """The response the request's thread made, for its task that may have stopped waiting."""
 
-class Hop:
-    """One request's trip to the pool, as both sides see it: a streaming response whose
-    request's task was cancelled while the thread made it is closed by whichever side is
-    last (the thread when it finishes after the cancellation, the task otherwise)."""
-
-    __slots__ = ("abandoned", "lock", "response")
+    __slots__ = ("response",)
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.abandoned = False
         self.response: HttpResponseBase | None = None
 
-    def hand_over(self, response: HttpResponseBase) -> bool:
-        """In the thread: keep ``response`` for the task; True if it was abandoned already."""
-        with self.lock:
-            self.response = response
-            return self.abandoned
-
-    def abandon(self) -> HttpResponseBase | None:
-        """In the cancelled task: the streaming response the thread made already, if any."""
-        with self.lock:
-            self.abandoned = True
-            return self.response
+    def close_stream(self) -> None:
+        """In the request's thread, after ``respond``: close a stream nobody will send."""
+        if self.response is not None and self.response.streaming:
+            self.response.close()
 
 
 @functools.lru_cache(maxsize=RESOLVE_CACHE_SIZE)

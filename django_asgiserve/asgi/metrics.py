@@ -1,5 +1,5 @@
 """The ASGI layer that counts requests and WebSocket connections on the metrics board
-(``--metrics``; the supervisor serves the figures, see :mod:`process.metrics_listener`).
+(``--metrics``; the supervisor serves the figures, see :mod:`supervisor.metrics_listener`).
 
 It sits just inside the health layer, so that a balancer's probes are not counted. A request
 counts once, with its status, when the last chunk of its response body has been sent (the

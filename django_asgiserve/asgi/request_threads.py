@@ -1,114 +1,195 @@
-"""Reused request threads: the thread-sensitive thread of each request on Django's async path.
+"""Request threads: the one thread in which a request's sync code runs, on both of the handler's
+paths, and the bounded pool they come from.
 
-``ASGIHandler`` serves each request inside a new ``ThreadSensitiveContext``: the request's first
-``sync_to_async(thread_sensitive=True)`` call starts a thread for it, and leaving the context
-joins that thread (from yet another new thread, in recent asgiref). Under load, with a few dozen
-requests at once, starting and joining two threads per request costs more than the request's
-hops. :class:`RequestThreads` keeps a pool of single-thread executors: a request leases one for
-its whole life, so it still has a thread of its own that no other request uses meanwhile, and
-gives it back at its end (once the thread has run every call the request handed it). As under a
-threaded WSGI server, and as on the sync fast path, a thread then serves one request after
-another, with its database connection (``CONN_MAX_AGE`` holds; ``close_old_connections`` runs in
-it at ``request_started`` and ``request_finished`` as before).
+The rule, as under a threaded WSGI server: each request leases one thread (a :class:`Lease`) for
+its whole life, and every piece of sync code run for it runs there, one call after another, with
+no other request's code in between: ``request_started`` (so ``close_old_connections``), the
+middleware, a sync view, the iteration of a sync streaming body (a ``FileResponse`` too), the
+thread-sensitive ``sync_to_async`` calls of an async view or of an async streaming body (the
+request's ``ThreadSensitiveContext`` runs them in the lease: :meth:`RequestThreads.context`), and
+``close()`` with ``request_finished``. So a database connection is used, checked and closed in
+one thread per request, and ``CONN_MAX_AGE`` (0, a number, ``None``) and ``CONN_HEALTH_CHECKS``
+mean what they mean under ``WSGIHandler``. Once the lease is released the thread serves another
+request, with its connection (one per thread at most, reused).
 
-A task the request started that calls thread-sensitive code after the request has ended gets a
-new thread, as under Django: the executor is taken out of the context before asgiref's exit.
-This relies on asgiref's ``SyncToAsync.thread_sensitive_context`` and
-``SyncToAsync.context_to_thread_executor`` (asgiref 3.3 to 3.13 at least); without them each
-request gets Django's own fresh thread.
+How the pool is shared: a lease of the sync fast path is *counted*: at most ``size`` counted
+leases hold a thread at once, the others wait their turn in order, as requests wait for a
+threaded WSGI server's threads. A sync streaming body holds its thread, and its place, until it
+ends (a WSGI thread is held by its stream too); so does a sync view's ``FileResponse``. A request
+that runs on the event loop does not hold a place: one on Django's path (an async view, or any
+request when a middleware is not sync-capable), or a sync view's once its body turns out to be an
+async iterator (server-sent events: :meth:`Lease.park`); its thread waits for the occasional
+thread-sensitive call and ``close()``, as Django's handler keeps a thread per request, and such
+threads are started as needed. Up to ``max_idle`` idle threads are kept; one past that
+closes its database connections and ends.
+
+A call submitted after its lease was released (by a task that outlived the request) gets a
+thread of its own in a new lease; a task that outlives its request's context gets a new thread
+from asgiref, as under Django: the lease is taken out of the context before asgiref's exit. This
+relies on asgiref's ``SyncToAsync.thread_sensitive_context`` and
+``SyncToAsync.context_to_thread_executor`` (asgiref 3.3 to 3.13 at least); without them the
+thread-sensitive calls of Django's path get Django's own fresh thread.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
+import queue
 import threading
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from collections.abc import AsyncIterator
 
 from asgiref.sync import SyncToAsync, ThreadSensitiveContext
 
-#: Idle request threads kept per handler; more are ended once their request is over.
+from django_asgiserve.asgi.leases import Job, Lease, Term
+
+#: Leases of the sync fast path holding a thread at once, per worker process: as many requests at
+#: once as a threaded WSGI server with this many threads (each with its own database connection).
+SIZE = 8
+#: Idle threads kept per pool; more end once their request is over.
 MAX_IDLE = 64
 THREAD_PREFIX = "asgiserve-request"
 _numbers = itertools.count(1)
 
 
-class RequestThread(ThreadPoolExecutor):
-    """One thread that counts the calls it has not finished, to be given back once idle."""
+class RequestThread(threading.Thread):
+    """A pool thread: it runs the calls of the term it is bound to, then of the next one."""
 
-    def __init__(self) -> None:
-        # Named apart (asgiserve-request-N_0): each executor numbers its threads from 0.
-        super().__init__(max_workers=1, thread_name_prefix=f"{THREAD_PREFIX}-{next(_numbers)}")
-        self.lock = threading.Lock()
-        self.pending = 0
-        self.when_idle: Callable[[RequestThread], None] | None = None
+    def __init__(self, pool: RequestThreads) -> None:
+        super().__init__(name=f"{THREAD_PREFIX}-{next(_numbers)}", daemon=True)
+        self.pool = pool
+        self.inbox: queue.SimpleQueue[Job | None] = queue.SimpleQueue()  # None: end
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        with self.lock:
-            self.pending += 1
-        future = super().submit(fn, *args, **kwargs)
-        future.add_done_callback(self.finished)
-        return future
+    def run(self) -> None:
+        try:
+            while (job := self.inbox.get()) is not None:
+                self.call(job)
+                del job
+        finally:
+            close_database_connections()
 
-    def finished(self, future: Future[Any]) -> None:
-        with self.lock:
-            self.pending -= 1
-            callback = self.when_idle if self.pending == 0 else None
-            if callback is not None:
-                self.when_idle = None
-        if callback is not None:
-            callback(self)
+    def call(self, job: Job) -> None:
+        # The term is over before its caller hears of its last call: a request that follows
+        # finds this thread idle.
+        if not job.future.set_running_or_notify_cancel():
+            self.done(job.term)
+            return
+        try:
+            result = job.fn(*job.args, **job.kwargs)
+        except BaseException as exc:  # handed to the caller, as ThreadPoolExecutor hands it
+            self.done(job.term)
+            job.future.set_exception(exc)
+            del exc  # no reference cycle through the traceback
+        else:
+            self.done(job.term)
+            job.future.set_result(result)
 
-    def after_last_call(self, callback: Callable[[RequestThread], None]) -> None:
-        """Call ``callback(self)`` now if no call is pending, else once the last one is done
-        (a call a cancelled request left running)."""
-        with self.lock:
-            if self.pending:
-                self.when_idle = callback
-                return
-        callback(self)
+    def done(self, term: Term) -> None:
+        if term.call_done():
+            self.pool.finished(term)
 
 
-def supported() -> bool:
-    return hasattr(SyncToAsync, "thread_sensitive_context") and hasattr(
-        SyncToAsync, "context_to_thread_executor"
-    )
+def close_database_connections() -> None:
+    """A thread that ends closes its connections (they are thread-local: nobody else will)."""
+    from django.db import connections
+
+    connections.close_all()
 
 
 class RequestThreads:
-    """The pool of request threads of one handler."""
+    """The request threads of one handler (see the module's docstring)."""
 
-    def __init__(self, max_idle: int = MAX_IDLE) -> None:
+    def __init__(self, size: int = SIZE, max_idle: int = MAX_IDLE) -> None:
+        self.size = size
         self.max_idle = max_idle
-        self.idle: list[RequestThread] = []
+        self.lock = threading.Lock()
+        self.holding = 0  # counted terms holding a thread
+        self.waiting: collections.deque[Term] = collections.deque()  # counted, for a place
+        self.idle: list[RequestThread] = []  # the last one in is the first out: warm threads
         self.enabled = supported()
 
-    def give_back(self, thread: RequestThread) -> None:
-        # From the loop or from the thread's own done callback: list operations are atomic.
-        if len(self.idle) < self.max_idle:
-            self.idle.append(thread)
+    def lease(self, *, counted: bool) -> Lease:
+        return Lease(self, counted)
+
+    def request(self, term: Term) -> None:
+        """A thread for a new ``term``: an idle one, a new one, or, counted and at the bound,
+        the first place that frees up."""
+        with self.lock:
+            if term.counted:
+                if self.holding >= self.size:
+                    self.waiting.append(term)
+                    return
+                self.holding += 1
+            thread = self.idle.pop() if self.idle else None
+        self.bind(term, thread)
+
+    def park(self, term: Term) -> None:
+        """``term`` no longer holds a place: the first waiting term takes it."""
+        with self.lock:
+            if not term.counted:
+                return
+            term.counted = False
+            if term in self.waiting:  # parked before its turn: it needs no place to start
+                self.waiting.remove(term)
+                starting: Term | None = term
+            else:
+                self.holding -= 1
+                starting = self.next_waiting()
+            thread = self.idle.pop() if starting is not None and self.idle else None
+        if starting is not None:
+            self.bind(starting, thread)
+
+    def finished(self, term: Term) -> None:
+        """``term`` is over: its thread serves the first waiting term, waits idle or ends."""
+        thread = term.thread
+        assert isinstance(thread, RequestThread)  # a term ends after its calls, which had one
+        with self.lock:
+            if term.counted:
+                self.holding -= 1
+            following = self.next_waiting()
+            if following is None and len(self.idle) < self.max_idle:
+                self.idle.append(thread)
+                return
+        if following is None:
+            thread.inbox.put(None)
         else:
-            thread.shutdown(wait=False)
+            following.bind(thread)
+
+    def next_waiting(self) -> Term | None:
+        """The first counted term waiting for a place, now holding one (under the lock)."""
+        if self.waiting and self.holding < self.size:
+            self.holding += 1
+            return self.waiting.popleft()
+        return None
+
+    def bind(self, term: Term, thread: RequestThread | None) -> None:
+        if thread is None:
+            thread = RequestThread(self)
+            term.bind(thread)
+            thread.start()
+        else:
+            term.bind(thread)
 
     @contextlib.asynccontextmanager
-    async def context(self) -> AsyncIterator[None]:
-        """What ``ASGIHandler.__call__`` enters around a request, with a leased thread."""
+    async def context(self, lease: Lease) -> AsyncIterator[None]:
+        """The request's ``ThreadSensitiveContext``, its thread-sensitive calls run in ``lease``
+        (the caller releases it)."""
         context = ThreadSensitiveContext()
         async with context:
             executors = SyncToAsync.context_to_thread_executor if self.enabled else None
             if executors is None or SyncToAsync.thread_sensitive_context.get(None) is not context:
                 yield  # an enclosing context decides the thread (a handler inside a handler)
                 return
-            try:
-                thread = self.idle.pop()
-            except IndexError:
-                thread = RequestThread()
-            executors[context] = thread
+            executors[context] = lease
             try:
                 yield
             finally:
-                if executors.get(context) is thread:
+                if executors.get(context) is lease:
                     del executors[context]
-                thread.after_last_call(self.give_back)
+
+
+def supported() -> bool:
+    return hasattr(SyncToAsync, "thread_sensitive_context") and hasattr(
+        SyncToAsync, "context_to_thread_executor"
+    )

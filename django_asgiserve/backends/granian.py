@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from django_asgiserve.backends.granian_server import InheritedSocketServer
 
 #: Seconds ``stop()`` waits at most for granian's accept loop to end; below the supervisor's
-#: own wait for a stopping worker (``process.draining.STOPPING_TIMEOUT``).
+#: own wait for a stopping worker (``supervisor.draining.STOPPING_TIMEOUT``).
 ACCEPT_LOOP_EXIT_TIMEOUT = 0.8
 ACCEPT_LOOP_POLL_SECONDS = 0.005
 

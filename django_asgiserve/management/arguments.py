@@ -1,14 +1,13 @@
 """The options of ``manage.py asgiserve``: runserver's, the server's, and (from
-:mod:`fleet_arguments`) those for running behind a balancer; with the types that parse and check
-their values."""
+:mod:`fleet_arguments`) those for running behind a balancer; each value checked by its rule
+(:mod:`django_asgiserve.values`)."""
 
 from __future__ import annotations
 
 import argparse
-import math
 from argparse import ArgumentParser
 
-from django_asgiserve import backends, run_config
+from django_asgiserve import backends, run_config, values
 from django_asgiserve.management.fleet_arguments import add_fleet_arguments
 
 
@@ -44,24 +43,24 @@ def add_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("--skip-checks", action="store_true", help="Skip system checks.")
     parser.add_argument(
         "--backend",
-        choices=None,
+        type=values.BACKEND.parse,
         help=f"The ASGI server: {', '.join(backends.NAMES)} (default: ASGISERVE['BACKEND'], "
         "else the first installed).",
     )
     parser.add_argument(
         "--workers",
-        type=positive_int,
+        type=values.WORKERS.parse,
         default=1,
         help="Worker processes serving the socket (default 1). Each reload replaces all.",
     )
     parser.add_argument(
         "--graceful-timeout",
-        type=seconds,
+        type=values.GRACEFUL_TIMEOUT.parse,
         help="Seconds in-flight requests get to finish when a worker stops "
         f"(default {run_config.DEVELOPMENT_GRACE:g}, or {run_config.PRODUCTION_GRACE:g} with "
         "--noreload).",
     )
-    add_fleet_arguments(parser, seconds, positive_int)
+    add_fleet_arguments(parser)
     parser.add_argument(
         "--proxy-headers",
         action=argparse.BooleanOptionalAction,
@@ -71,6 +70,7 @@ def add_arguments(parser: ArgumentParser) -> None:
     )
     parser.add_argument(
         "--forwarded-allow-ips",
+        type=values.FORWARDED_ALLOW_IPS.parse,
         metavar="IPS",
         help="Comma-separated addresses or networks of the proxies to trust, or '*' for "
         "any (default: ASGISERVE['FORWARDED_ALLOW_IPS'], else 127.0.0.1,::1).",
@@ -85,7 +85,7 @@ def add_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("--keyfile", metavar="PATH", help="The certificate's private key.")
     parser.add_argument(
         "--loop-warn-ms",
-        type=milliseconds,
+        type=values.LOOP_WARN_MS.parse,
         metavar="MS",
         help="Warn when a worker's event loop is blocked longer than MS milliseconds; 0 "
         f"turns it off (default: ASGISERVE['LOOP_WARN_MS'], else "
@@ -104,31 +104,3 @@ def add_arguments(parser: ArgumentParser) -> None:
         help="Also serve HTTP/3 (QUIC) on the same UDP port: hypercorn with aioquic, "
         "--certfile and --keyfile, one worker.",
     )
-
-
-def seconds(value: str) -> float:
-    """``--graceful-timeout``: a finite number of seconds, 0 or more."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds (0 or more).")
-    return number
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-def milliseconds(value: str) -> float:
-    """``--loop-warn-ms``: a finite number of milliseconds, 0 or more."""
-    try:
-        return seconds(value)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a number of milliseconds (0 or more)."
-        ) from None

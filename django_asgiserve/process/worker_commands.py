@@ -18,6 +18,7 @@ from typing import NoReturn
 
 from django_asgiserve.backends.base import Backend
 from django_asgiserve.process.protocol import WorkerChannel, WorkerCommand
+from django_asgiserve.reload import changes
 from django_asgiserve.reload.autoreload import WorkerReloader
 from django_asgiserve.run_config import HARD_STOP_MARGIN, ServerConfig
 
@@ -50,7 +51,11 @@ class WorkerCommands:
     def listen(self) -> None:
         """Answer the supervisor; exit at once if it goes away."""
         while (message := self.channel.receive()) is not None:
-            self.handle(message)
+            try:
+                self.handle(message)
+            except Exception:
+                # Said, and survived: without this thread the supervisor could not stop it.
+                traceback.print_exc()
         exit_now(1)
 
     def handle(self, message: WorkerCommand) -> None:
@@ -72,8 +77,7 @@ class WorkerCommands:
             # In every serving process: a backend's own processes too (gunicorn's workers).
             action, reasons = self.backend.classify_change(paths)
         except Exception:
-            traceback.print_exc()
-            action, reasons = "reload", paths
+            action, reasons = changes.fallback(paths)
         self.channel.send(
             {
                 "event": "classified",

@@ -1,7 +1,7 @@
 """Run Django's own test suite (from the installed release's sdist) with asgiserve's handler.
 
-    python tests/django_suite/run.py [--no-substitute] [--async-client] [--cache DIR] LABEL...
-        [-- RUNTESTS-ARGS]
+    python tests/django_suite/run.py [--no-substitute] [--async-client] [--postgres]
+        [--cache DIR] LABEL... [-- RUNTESTS-ARGS]
 
 "Substituted" means: wherever Django's code or tests build the ASGI handler
 (``django.core.handlers.asgi.ASGIHandler`` or ``django.core.asgi.get_asgi_application``, which
@@ -13,6 +13,11 @@ With ``--no-substitute`` the same labels run against Django's own handler, for c
 (``django_asgiserve.asgi.async_chain``), so that the many tests written with ``AsyncClient``
 (middleware, exceptions, template responses) go through it.
 
+``--postgres`` runs the labels on PostgreSQL instead of Django's default SQLite: a private
+cluster started as the tests start theirs (``tests/helpers/postgres.py``), with Django's
+``test_sqlite`` settings but for ``DATABASES``. It needs what Django's
+``tests/requirements/postgres.txt`` asks for (``psycopg[binary]``, ``psycopg-pool``).
+
 The sdist is downloaded from PyPI once (``pip download``) into the cache directory (default: under
 the running interpreter's prefix). Exit status: 0 when every test passed, 1 on failures,
 2 when the sdist cannot be had (no network).
@@ -21,11 +26,13 @@ the running interpreter's prefix). Exit status: 0 when every test passed, 1 on f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import runpy
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 #: Exit status when PyPI is unreachable (the pytest wrapper skips on it).
@@ -95,12 +102,37 @@ def merge_async_client() -> None:
     django.test.client.AsyncClientHandler = MergedAsyncClientHandler
 
 
+POSTGRES_SETTINGS = """# Django's test_sqlite settings, on the PostgreSQL cluster run.py started.
+from test_sqlite import *  # noqa: F403
+
+DATABASES = {databases!r}
+"""
+
+
+@contextlib.contextmanager
+def postgres_settings(cache: Path) -> Iterator[str]:
+    """A settings module for Django's suite on a private PostgreSQL cluster, running until the
+    block ends; its name."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests.helpers.postgres import cluster
+
+    with cluster() as postgres:
+        databases = {
+            alias: postgres.django_settings(f"django_{alias}") for alias in ("default", "other")
+        }
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / "asgiserve_postgres.py").write_text(POSTGRES_SETTINGS.format(databases=databases))
+        sys.path.insert(0, str(cache))
+        yield "asgiserve_postgres"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-substitute", action="store_true", help="run Django's own handler")
     parser.add_argument(
         "--async-client", action="store_true", help="give AsyncClient the merged async chain"
     )
+    parser.add_argument("--postgres", action="store_true", help="on a private PostgreSQL cluster")
     parser.add_argument("--cache", type=Path, default=Path(sys.prefix) / "django-suite-cache")
     parser.add_argument("labels", nargs="*", default=list(DEFAULT_LABELS))
     argv = sys.argv[1:]
@@ -112,14 +144,18 @@ def main() -> None:
     tests = django_tests(options.cache)
     if not options.no_substitute:
         substitute()
-    # Django's suite settings, not a caller's (pytest-django exports its own).
-    os.environ["DJANGO_SETTINGS_MODULE"] = "test_sqlite"
-    os.chdir(tests)
-    sys.path.insert(0, str(tests))
-    if options.async_client:
-        merge_async_client()
-    sys.argv = [str(tests / "runtests.py"), "--parallel", "1", *extra, *options.labels]
-    runpy.run_path(str(tests / "runtests.py"), run_name="__main__")
+    with contextlib.ExitStack() as stack:
+        settings = "test_sqlite"
+        if options.postgres:
+            settings = stack.enter_context(postgres_settings(options.cache))
+        # Django's suite settings, not a caller's (pytest-django exports its own).
+        os.environ["DJANGO_SETTINGS_MODULE"] = settings
+        os.chdir(tests)
+        sys.path.insert(0, str(tests))
+        if options.async_client:
+            merge_async_client()
+        sys.argv = [str(tests / "runtests.py"), "--parallel", "1", *extra, *options.labels]
+        runpy.run_path(str(tests / "runtests.py"), run_name="__main__")
 
 
 if __name__ == "__main__":

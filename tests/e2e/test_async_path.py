@@ -16,7 +16,7 @@ import pytest
 from tests.helpers import async_views_project
 from tests.helpers.polling import DEADLINE
 
-POOL_PREFIXES = ("asgiserve-sync", "asgiserve-request", "asyncio_")
+POOL_PREFIXES = ("asgiserve-request", "asyncio_")
 REQUEST_THREAD = "asgiserve-request"
 
 

@@ -1,9 +1,10 @@
 """The sync fast path (``ASGISERVE["SYNC_FAST_PATH"]``) on real servers, on and off.
 
 With it on, a sync view, its ``request_started`` and its ``request_finished`` run in one thread
-of the worker's pool (``asgiserve-sync-*``); with it off, Django's handler serves as before. What
-users see must be the same either way: streaming, server-sent events, large bodies, the debug
-500 page, ``ATOMIC_REQUESTS``, ``SynchronousOnlyOperation`` from an async view.
+leased from the worker's request threads (``asgiserve-request-*``); with it off, Django's handler
+serves as before. What users see must be the same either way: streaming, server-sent events,
+large bodies, the debug 500 page, ``ATOMIC_REQUESTS``, ``SynchronousOnlyOperation`` from an
+async view.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tests.helpers import fastpath_project
 from tests.helpers.polling import DEADLINE, wait_for
 from tests.helpers.server import EventStream, child_environ
 
-POOL_THREAD = "asgiserve-sync"
+POOL_THREAD = "asgiserve-request"
 
 
 def check_requests(server, fast: bool) -> None:
