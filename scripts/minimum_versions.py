@@ -16,7 +16,8 @@ never ``[all]``: the gunicorn extra's uvicorn floor is above the uvicorn extra's
    serving, WebSockets, a reload that refuses no request, Ctrl+C and SIGTERM with a stream open,
    the graceful stop, and the upstream probes; with the uvicorn extra, also the core's tests
    against the lowest Django, asgiref and watchfiles: the unit tests, the usage errors, the
-   reloader, and both of the handler's paths.
+   reloader (its browser-tab stream with django-browser-reload at the test extra's floor) and
+   both of the handler's paths.
 
 Prints a table of the versions tested and the time each extra took; exits non-zero on the first
 extra whose floors or tests fail.
@@ -68,6 +69,8 @@ CORE_TESTS = (
     "tests/e2e/test_upstream_django.py",
 )
 CORE_JOB = "uvicorn"
+#: An optional integration asgiserve relies on, at the test extra's floor in the core's job.
+INTEGRATION = "django-browser-reload"
 
 
 class JobFailed(Exception):
@@ -79,6 +82,15 @@ def uv() -> str:
     if not Path(found).exists():
         sys.exit("minimum_versions: uv is needed (pip install uv; it is in the test extra)")
     return found
+
+
+def test_extra_floor(name: str) -> str:
+    """The floor the test extra declares for ``name`` (an optional integration)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in project["optional-dependencies"]["test"]:
+        if normalized(requirement.partition(">=")[0]) == name:
+            return f"{name}=={requirement.partition('>=')[2]}"
+    raise JobFailed(f"the test extra names no {name}")
 
 
 def floors(extras: tuple[str, ...]) -> dict[str, str]:
@@ -132,7 +144,8 @@ def install(job: str, extras: tuple[str, ...]) -> tuple[Path, dict[str, str]]:
     frozen = venv / "floors.txt"
     lines = run(uv(), "pip", "freeze", *target).splitlines()
     frozen.write_text("".join(f"{line}\n" for line in lines if "==" in line))
-    run(uv(), "pip", "install", "--quiet", *target, "-c", str(frozen), *TEST_TOOLS)
+    tools = [*TEST_TOOLS, *([test_extra_floor(INTEGRATION)] if job == CORE_JOB else [])]
+    run(uv(), "pip", "install", "--quiet", *target, "-c", str(frozen), *tools)
     installed = {}
     for line in run(uv(), "pip", "freeze", *target).splitlines():
         name, _, version = line.partition("==")
@@ -176,7 +189,8 @@ def main(argv: list[str]) -> int:
         print(f"minimum_versions: [{','.join(extras)}] at its floors...", flush=True)
         try:
             venv, installed = install(job, extras)
-            tested = {name: installed.get(name, "?") for name in floors(extras)}
+            names = [*floors(extras), *([INTEGRATION] if job == CORE_JOB else [])]
+            tested = {name: installed.get(name, "?") for name in names}
             print("  " + ", ".join(f"{name} {version}" for name, version in tested.items()))
             check_floors(extras, installed)
             run_tests(job, venv)

@@ -24,6 +24,11 @@ from django_asgiserve.upstream.probing import Findings
 
 #: The projects every run relies on, whatever the backend.
 CORE = ("django", "asgiref", "browser_reload")
+#: Every module of this package, one per project.
+MODULES = (
+    *CORE,
+    *("uvicorn", "uvicorn_worker", "hypercorn", "daphne", "twisted", "granian", "gunicorn"),
+)
 
 
 def probe(name: str) -> Findings:

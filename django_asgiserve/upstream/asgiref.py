@@ -19,7 +19,7 @@ from typing import Any
 
 from django_asgiserve.upstream.probing import Check, Findings, Reliance, Upstream, run_checks
 
-ASGIREF = Upstream("asgiref", "asgiref", lowest="3.8.1", newest="3.13")
+UPSTREAM = Upstream("asgiref", "asgiref", lowest="3.8.1", newest="3.13")
 
 THREAD_EXECUTORS = Reliance(
     "SyncToAsync.thread_sensitive_context and SyncToAsync.context_to_thread_executor",
@@ -44,7 +44,7 @@ CHECKS: Mapping[Reliance, Check] = {THREAD_EXECUTORS: has_thread_executors}
 @functools.cache
 def probe() -> Findings:
     """What holds of the above in the asgiref installed (once per process)."""
-    return run_checks(ASGIREF, CHECKS)
+    return run_checks(UPSTREAM, CHECKS)
 
 
 def executors_of(context: object) -> MutableMapping[Any, Any] | None:

@@ -27,7 +27,7 @@ from django_asgiserve.upstream.probing import (
     run_checks,
 )
 
-BROWSER_RELOAD = Upstream("django-browser-reload", "django-browser-reload", "1.12", "1.21")
+UPSTREAM = Upstream("django-browser-reload", "django-browser-reload", "1.12", "1.21")
 VIEWS = "django_browser_reload.views"
 
 VERSION_ID = Reliance(
@@ -63,7 +63,7 @@ CHECKS: Mapping[Reliance, Check] = {VERSION_ID: has_version_id}
 def probe() -> Findings:
     """What holds of the above in the django-browser-reload installed (once per process);
     nothing to find when the project does not use it."""
-    return run_checks(BROWSER_RELOAD, CHECKS if in_use() else {})
+    return run_checks(UPSTREAM, CHECKS if in_use() else {})
 
 
 def set_version_id(generation: str) -> bool:

@@ -31,13 +31,14 @@ from django_asgiserve.upstream.probing import (
     Reliance,
     Upstream,
     function_code,
+    looks_up_globals,
     mentions,
     methods_mention,
     run_checks,
     unexecuted_code,
 )
 
-DAPHNE = Upstream("daphne", "daphne", lowest="4.1", newest="4.2.3")
+UPSTREAM = Upstream("daphne", "daphne", lowest="4.1", newest="4.2.3")
 
 ENDPOINTS = Reliance(
     "daphne.server.serverFromString, looked up by Server.run",
@@ -64,7 +65,7 @@ def server_code() -> Any:
 
 
 def has_endpoints() -> bool:
-    return mentions(function_code(server_code(), "Server.run"), "serverFromString")
+    return looks_up_globals(function_code(server_code(), "Server.run"), "serverFromString")
 
 
 def has_server_hooks() -> bool:
@@ -83,7 +84,9 @@ def has_server_hooks() -> bool:
 def has_http_factory() -> bool:
     run = function_code(server_code(), "Server.run")
     protocol = unexecuted_code("daphne.http_protocol")
-    return mentions(run, "HTTPFactory") and methods_mention(protocol, "WebRequest", "handle_reply")
+    return looks_up_globals(run, "HTTPFactory") and methods_mention(
+        protocol, "WebRequest", "handle_reply"
+    )
 
 
 CHECKS: Mapping[Reliance, Check] = {
@@ -96,7 +99,7 @@ CHECKS: Mapping[Reliance, Check] = {
 @functools.cache
 def probe() -> Findings:
     """What holds of the above in the daphne installed (once per process)."""
-    return run_checks(DAPHNE, CHECKS)
+    return run_checks(UPSTREAM, CHECKS)
 
 
 def use_endpoints(endpoint: Callable[[Any, str], Any]) -> None:

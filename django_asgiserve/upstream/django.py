@@ -50,7 +50,7 @@ from django_asgiserve.upstream.probing import (
 
 R = TypeVar("R")
 
-DJANGO = Upstream("Django", "django", lowest="5.2", newest="6.1")
+UPSTREAM = Upstream("Django", "django", lowest="5.2", newest="6.1")
 
 MIDDLEWARE_CHAIN = Reliance(
     "BaseHandler._middleware_chain, _view_middleware and _get_response_async",
@@ -186,7 +186,7 @@ CHECKS: Mapping[Reliance, Check] = {
 @functools.cache
 def probe() -> Findings:
     """What holds of the above in the Django installed (once per process)."""
-    return run_checks(DJANGO, CHECKS)
+    return run_checks(UPSTREAM, CHECKS)
 
 
 # -- the accessors the package calls --------------------------------------------------------

@@ -33,7 +33,7 @@ from django_asgiserve.upstream.probing import (
     run_checks,
 )
 
-GRANIAN = Upstream("granian", "granian", lowest="2.6", newest="2.8.9")
+UPSTREAM = Upstream("granian", "granian", lowest="2.6", newest="2.8.9")
 
 EMBEDDED_SERVER = Reliance(
     "granian.server.embed.Server (serve() and stop())",
@@ -89,7 +89,7 @@ CHECKS: Mapping[Reliance, Check] = {
 @functools.cache
 def probe() -> Findings:
     """What holds of the above in the granian installed (once per process)."""
-    return run_checks(GRANIAN, CHECKS)
+    return run_checks(UPSTREAM, CHECKS)
 
 
 def socket_holder(fd: int, backlog: int) -> Any:

@@ -33,7 +33,7 @@ from django_asgiserve.upstream.probing import (
     run_checks,
 )
 
-GUNICORN = Upstream("gunicorn", "gunicorn", lowest="23", newest="27.0.1")
+UPSTREAM = Upstream("gunicorn", "gunicorn", lowest="23", newest="27.0.1")
 
 ARBITER = Reliance(
     "gunicorn's Arbiter.SIGNALS, LISTENERS, WORKERS, WORKER_BOOT_ERROR and signal()",
@@ -75,7 +75,7 @@ CHECKS: Mapping[Reliance, Check] = {ARBITER: has_arbiter_hooks, SETTINGS: has_se
 @functools.cache
 def probe() -> Findings:
     """What holds of the above in the gunicorn installed (once per process)."""
-    return run_checks(GUNICORN, CHECKS)
+    return run_checks(UPSTREAM, CHECKS)
 
 
 def set_if_known(cfg: Any, name: str, value: object) -> None:

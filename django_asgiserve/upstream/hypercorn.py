@@ -3,7 +3,7 @@ command before it serves and once in each process that serves.
 
 Relied on, why, since which hypercorn, and what happens without it:
 
-a ``fd://N`` bind served as descriptor ``N`` itself, accepted on through an event-loop reader
+``Config.create_sockets`` serving ``fd://N`` as ``N`` itself; asyncio's reader on ``N``
     a worker stops accepting at once by removing that reader (``loop.remove_reader``), and
     shuts down (which closes idle connections) only once the connections it accepted have been
     read, so that none made during a reload is dropped. Since 0.11. Without: it shuts down at
@@ -21,11 +21,11 @@ from collections.abc import Mapping
 
 from django_asgiserve.upstream.probing import Check, Findings, Reliance, Upstream, run_checks
 
-HYPERCORN = Upstream("hypercorn", "hypercorn", lowest="0.17", newest="0.18")
+UPSTREAM = Upstream("hypercorn", "hypercorn", lowest="0.17", newest="0.18")
 
 FD_READER = Reliance(
-    "hypercorn serving a fd:// bind as that very descriptor, accepted on through an event-loop "
-    "reader",
+    "a fd:// bind served as that very descriptor (Config.create_sockets), accepted on through "
+    "an event-loop reader (loop.remove_reader)",
     since="0.11",
     why="a stopping worker stops accepting at once (loop.remove_reader) and shuts down once "
     "what it accepted is read, so no connection made during a reload is dropped",
@@ -73,7 +73,7 @@ CHECKS: Mapping[Reliance, Check] = {FD_READER: has_fd_reader}
 @functools.cache
 def probe() -> Findings:
     """What holds of the above in the hypercorn installed (once per process)."""
-    return run_checks(HYPERCORN, CHECKS)
+    return run_checks(UPSTREAM, CHECKS)
 
 
 def stop_accepting(loop: asyncio.AbstractEventLoop, fds: tuple[int, ...]) -> bool:

@@ -12,6 +12,7 @@ refused), ``asgiserve.W030`` for a fallback that loses something the user would 
 
 from __future__ import annotations
 
+import dis
 import importlib.util
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -166,6 +167,17 @@ def mentions(code: CodeType, *names: str) -> bool:
     attribute, or as a string constant (a dict key)."""
     used = names_used(code)
     return all(name in used for name in names)
+
+
+def looks_up_globals(code: CodeType, *names: str) -> bool:
+    """Whether ``code`` reads each of ``names`` as a global of its module (so that replacing
+    the module attribute changes what it uses)."""
+    loaded = {
+        instruction.argval
+        for instruction in dis.get_instructions(code)
+        if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+    }
+    return all(name in loaded for name in names)
 
 
 def names_used(code: CodeType) -> set[str]:

@@ -29,7 +29,7 @@ from django_asgiserve.upstream.probing import (
     unexecuted_code,
 )
 
-TWISTED = Upstream("Twisted", "twisted", lowest="22.4", newest="26.10")
+UPSTREAM = Upstream("Twisted", "twisted", lowest="22.4", newest="26.10")
 REQUEST_LINE_NAMES = ("_command", "_path", "_version")
 
 REQUEST_LINE = Reliance(
@@ -86,7 +86,7 @@ CHECKS: Mapping[Reliance, Check] = {
 @functools.cache
 def probe() -> Findings:
     """What holds of the above in the Twisted installed (once per process)."""
-    return run_checks(TWISTED, CHECKS)
+    return run_checks(UPSTREAM, CHECKS)
 
 
 def request_line(channel: Any) -> tuple[bytes, bytes, bytes] | None:

@@ -30,7 +30,7 @@ from django_asgiserve.upstream.probing import (
     run_checks,
 )
 
-UVICORN = Upstream("uvicorn", "uvicorn", lowest="0.30", newest="0.55")
+UPSTREAM = Upstream("uvicorn", "uvicorn", lowest="0.30", newest="0.55")
 
 SIGNALS = Reliance(
     "uvicorn's Server.capture_signals (used by serve()), startup(sockets) and should_exit",
@@ -81,7 +81,7 @@ CHECKS: Mapping[Reliance, Check] = {SIGNALS: has_signal_seam, SERVERS: has_serve
 @functools.cache
 def probe() -> Findings:
     """What holds of the above in the uvicorn installed (once per process)."""
-    return run_checks(UVICORN, CHECKS)
+    return run_checks(UPSTREAM, CHECKS)
 
 
 def close_servers(server: Any) -> bool:

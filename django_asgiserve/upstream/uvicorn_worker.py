@@ -28,7 +28,7 @@ from django_asgiserve.upstream.probing import (
     run_checks,
 )
 
-UVICORN_WORKER = Upstream("uvicorn-worker", "uvicorn-worker", lowest="0.4", newest="0.4.0")
+UPSTREAM = Upstream("uvicorn-worker", "uvicorn-worker", lowest="0.4", newest="0.4.0")
 
 SERVE = Reliance(
     "uvicorn-worker's UvicornWorker._serve (awaited by run()), CONFIG_KWARGS and config",
@@ -68,7 +68,7 @@ CHECKS: Mapping[Reliance, Check] = {SERVE: has_serve, SIGQUIT: has_sigquit_handl
 @functools.cache
 def probe() -> Findings:
     """What holds of the above in the uvicorn-worker installed (once per process)."""
-    return run_checks(UVICORN_WORKER, CHECKS)
+    return run_checks(UPSTREAM, CHECKS)
 
 
 def install_sigquit_handler(worker: Any) -> None:
