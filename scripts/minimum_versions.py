@@ -15,7 +15,7 @@ never ``[all]``: the gunicorn extra's uvicorn floor is above the uvicorn extra's
 4. the tests that matter for that extra, on that backend only (``TESTS`` and ``CORE_TESTS``):
    serving, WebSockets, a reload that refuses no request, Ctrl+C and SIGTERM with a stream open,
    the graceful stop, and the upstream probes; with the uvicorn extra, also the core's tests
-   against the lowest Django, asgiref and watchfiles: the unit tests, the usage errors, the
+   against the lowest Django, asgiref and watchfiles: the unit tests, some usage errors, the
    reloader (its browser-tab stream with django-browser-reload at the test extra's floor) and
    both of the handler's paths.
 
@@ -46,8 +46,8 @@ JOBS: dict[str, tuple[str, ...]] = {
 }
 #: What the chosen tests import (the test extra without the servers and the companions).
 TEST_TOOLS = (
-    *("pytest", "pytest-django", "httpx[http2]", "websockets", "trustme", "hypothesis"),
-    "prometheus-client",
+    *("pytest", "pytest-django", "pytest-xdist", "httpx[http2]", "websockets", "trustme"),
+    *("hypothesis", "prometheus-client", "psycopg[binary]"),
 )
 #: The tests run for every extra, on its backend (``{backend}``: the backend's name).
 TESTS = (
@@ -62,7 +62,17 @@ TESTS = (
 #: The core's tests, run once (with the uvicorn extra): Django, asgiref and watchfiles at theirs.
 CORE_TESTS = (
     "tests/unit",
-    "tests/e2e/test_usage_errors.py",
+    *(
+        f"tests/e2e/test_usage_errors.py::{name}"
+        for name in (
+            "test_bad_addrport",
+            "test_port_in_use",
+            "test_unknown_backend_lists_the_valid_ones",
+            "test_backend_not_installed",
+            "test_the_core_imports_without_any_backend",
+            "test_debug_off_needs_allowed_hosts",
+        )
+    ),
     "tests/e2e/test_reload.py",
     "tests/e2e/test_sync_path.py",
     "tests/e2e/test_async_path.py",
@@ -171,7 +181,8 @@ def run_tests(job: str, venv: Path) -> None:
         tests += CORE_TESTS
     env = {**os.environ, "ASGISERVE_TEST_BACKENDS": job}
     env.pop("VIRTUAL_ENV", None)
-    command = [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    python = str(venv / "bin" / "python")
+    command = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2"]
     result = subprocess.run([*command, *tests], cwd=ROOT, env=env)
     if result.returncode:
         raise JobFailed(f"the tests of the {job} extra failed at its floors")

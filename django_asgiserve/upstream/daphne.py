@@ -46,7 +46,7 @@ ENDPOINTS = Reliance(
     why="the worker's daphne listens on the inherited sockets (IPv6 and TLS too) through it",
 )
 SERVER_HOOKS = Reliance(
-    "daphne's Server.create_application, handle_reply, listen_success, abort_start and "
+    "Server.create_application, handle_reply, listen_success, abort_start and "
     "connections[...]['application_instance']",
     since="2.0",
     why="Date headers, paced response bodies and a graceful stop that lets running "

@@ -46,7 +46,7 @@ SOCKET_HOLDER = Reliance(
     why="granian serves a socket asgiserve bound, held as granian holds its own listener",
 )
 SHARED_SOCKET_SEAM = Reliance(
-    "granian's Server._init_shared_socket (setting _ssp, _shd and _sfd)",
+    "Server._init_shared_socket (setting _ssp, _shd and _sfd)",
     since="2.6",
     why="the embedded server listens on the holder asgiserve gives it instead of binding",
 )

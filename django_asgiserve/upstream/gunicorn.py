@@ -36,12 +36,12 @@ from django_asgiserve.upstream.probing import (
 UPSTREAM = Upstream("gunicorn", "gunicorn", lowest="23", newest="27.0.1")
 
 ARBITER = Reliance(
-    "gunicorn's Arbiter.SIGNALS, LISTENERS, WORKERS, WORKER_BOOT_ERROR and signal()",
+    "Arbiter.SIGNALS, LISTENERS, WORKERS, WORKER_BOOT_ERROR and signal()",
     since="19",
     why="gunicorn's arbiter runs in asgiserve's worker and leaves Ctrl+C and SIGTERM to it",
 )
 SETTINGS = Reliance(
-    "gunicorn's Config.settings[name].value",
+    "Config.settings[name].value",
     since="19",
     why="the grace period is passed in fractions of a second (the setting takes whole ones)",
     fallback="the grace period is rounded up to whole seconds",

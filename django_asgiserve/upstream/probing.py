@@ -93,7 +93,8 @@ class Findings:
             if not reliance.fallback:
                 found.append(
                     checks.Error(
-                        f"{lacks}. It cannot serve without it; {tested}.",
+                        f"{lacks}. asgiserve cannot serve without it, and is tested with "
+                        f"{self.upstream.tested()}.",
                         hint=f'Install a tested version: pip install "{self.pin()}"',
                         id=REFUSED,
                     )

@@ -33,13 +33,13 @@ UPSTREAM = Upstream("Twisted", "twisted", lowest="22.4", newest="26.10")
 REQUEST_LINE_NAMES = ("_command", "_path", "_version")
 
 REQUEST_LINE = Reliance(
-    "Twisted's HTTPChannel._command, _path and _version (the request line until the body's end)",
+    "HTTPChannel._command, _path and _version (the request line until the body's end)",
     since="16.3",
     why="an HTTP/1.1 request body reaches the application as it arrives",
     fallback="HTTP/1.1 request bodies go daphne's way, read whole before the application starts",
 )
 H2_REQUEST_LINE = Reliance(
-    "Twisted's H2Stream.command and path",
+    "H2Stream.command and path",
     since="17.1",
     why="an HTTP/2 request body reaches the application as it arrives",
     fallback="HTTP/2 request bodies go daphne's way, read whole before the application starts",

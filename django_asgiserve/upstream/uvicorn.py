@@ -33,12 +33,12 @@ from django_asgiserve.upstream.probing import (
 UPSTREAM = Upstream("uvicorn", "uvicorn", lowest="0.30", newest="0.55")
 
 SIGNALS = Reliance(
-    "uvicorn's Server.capture_signals (used by serve()), startup(sockets) and should_exit",
+    "Server.capture_signals (used by serve()), startup(sockets) and should_exit",
     since="0.29",
     why="asgiserve's worker owns the signals, so its uvicorn server must install none",
 )
 SERVERS = Reliance(
-    "uvicorn's Server.servers (the asyncio servers startup() makes)",
+    "Server.servers (the asyncio servers startup() makes)",
     since="0.13",
     why="a stopping worker stops accepting at once and shuts down once what it accepted is "
     "read, so no connection made during a reload is dropped",

@@ -31,13 +31,13 @@ from django_asgiserve.upstream.probing import (
 UPSTREAM = Upstream("uvicorn-worker", "uvicorn-worker", lowest="0.4", newest="0.4.0")
 
 SERVE = Reliance(
-    "uvicorn-worker's UvicornWorker._serve (awaited by run()), CONFIG_KWARGS and config",
+    "UvicornWorker._serve (awaited by run()), CONFIG_KWARGS and config",
     since="0.1",
     why="each gunicorn worker serves with asgiserve's uvicorn server, which leaves Ctrl+C to "
     "the supervisor and stops in two steps",
 )
 SIGQUIT = Reliance(
-    "uvicorn-worker's UvicornWorker._install_sigquit_handler",
+    "UvicornWorker._install_sigquit_handler",
     since="0.1",
     why="SIGQUIT from the arbiter ends a worker at once, as under uvicorn's own worker",
     fallback="SIGQUIT's default action ends it",

@@ -124,7 +124,7 @@ def test_messages_refuse_warn_or_note_as_the_fallback_says(monkeypatch):
     assert set(by_level) == {"asgiserve.E030", "asgiserve.W030", "asgiserve.I030"}
     error = by_level["asgiserve.E030"]
     assert f"Django {django_version} lacks a (not found)" in error.msg
-    assert "asgiserve is tested with Django 5.2 to " in error.msg
+    assert "asgiserve cannot serve without it, and is tested with Django 5.2 to " in error.msg
     newest = django_internals.UPSTREAM.newest
     assert error.hint == f'Install a tested version: pip install "django>=5.2,<={newest}"'
     assert "Instead, served plainly" in by_level["asgiserve.W030"].msg
