@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import ssl
+import sys
 from importlib import import_module
 from typing import Any, TypedDict
 
@@ -17,7 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError, SystemCheckError
 from django.core.management.color import color_style
 
-from django_asgiserve import backends, checks
+from django_asgiserve import backends, checks, upstream
 from django_asgiserve import settings as serve_settings_module
 from django_asgiserve.backends import Backend
 from django_asgiserve.run_config import (
@@ -48,6 +49,7 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
         backend = backends.get(name)
     except backends.BackendError as error:
         raise CommandError(f"{error}\nHINT: {error.hint}" if error.hint else str(error)) from error
+    check_upstreams(backend, int(options.get("verbosity", 1)))
     reload = options.get("use_reloader", True)
     grace = options.get("graceful_timeout")
     if grace is None:
@@ -91,6 +93,18 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
         **insight_options(options, serve_settings, reload),
         **fleet_options(options, serve_settings),
     )
+
+
+def check_upstreams(backend: type[Backend], verbosity: int) -> None:
+    """What the probes of Django's, asgiref's and the backend's internals found
+    (:mod:`django_asgiserve.upstream`): a ``SystemCheckError`` when one refuses, else its
+    warnings (and, at verbosity 2, its notes) on stderr, once."""
+    messages = upstream.serving_messages(backend.upstreams, verbosity)
+    report, serious = checks.serving_report(messages, color_style())
+    if serious:
+        raise SystemCheckError(report)
+    if report:
+        sys.stderr.write(f"{report}\n")
 
 
 class FleetOptions(TypedDict):

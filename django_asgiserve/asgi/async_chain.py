@@ -34,6 +34,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.core.handlers import exception
 from django.utils.deprecation import MiddlewareMixin
 
+from django_asgiserve.upstream import django as django_internals
+
 #: The hooks a merged layer's own chain step calls; coroutine ones are Django's error to keep.
 STEP_HOOKS = ("process_request", "process_response")
 
@@ -79,10 +81,10 @@ def layers_of(handler: Any) -> tuple[list[MiddlewareMixin], Callable[..., Any]] 
     and each layer's ``get_response``; anything else on the way means Django adapted it.
     """
     layers: list[MiddlewareMixin] = []
-    link = handler._middleware_chain
+    link = django_internals.middleware_chain(handler)
     while link is not None and iscoroutinefunction(link):
         wrapped = getattr(link, "__wrapped__", None)
-        if wrapped is not None and wrapped == handler._get_response_async:
+        if wrapped is not None and django_internals.is_view_part(handler, wrapped):
             return layers, link
         if wrapped is None or not is_plain(wrapped):
             return None
@@ -222,8 +224,7 @@ def merge(handler: Any) -> bool:
     layers, view = found
     merged_view_hooks = view_hooks(layers)
     hooks = sum(len(h.hooks) if isinstance(h, ViewHooks) else 1 for h in merged_view_hooks)
-    if hooks != len(handler._view_middleware):
+    if hooks != django_internals.view_middleware_count(handler):
         return False  # not the hooks Django collected: leave its chain alone
-    handler._view_middleware = merged_view_hooks
-    handler._middleware_chain = MergedChain(layers, view)
+    django_internals.replace_chain(handler, MergedChain(layers, view), merged_view_hooks)
     return True

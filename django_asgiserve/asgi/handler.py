@@ -38,7 +38,7 @@ from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
-from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.asgi import ASGIHandler
 from django.http import FileResponse, HttpResponseBase
 from django.urls import URLResolver, get_resolver, set_script_prefix
 from django.utils.module_loading import import_string
@@ -47,6 +47,7 @@ from django_asgiserve.asgi import async_chain
 from django_asgiserve.asgi.leases import Lease
 from django_asgiserve.asgi.request_threads import SIZE, RequestThreads
 from django_asgiserve.asgi.sync_stream import ThreadIterated, is_sync_stream
+from django_asgiserve.upstream import django as django_internals
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -136,7 +137,7 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
         if getattr(self, "sync_chain", None) is None or hasattr(self.request_class, "urlconf"):
             return False
         # The path_info ASGIRequest will compute.
-        path = scope["path"].removeprefix(get_script_prefix(scope))
+        path = scope["path"].removeprefix(django_internals.script_prefix(scope))
         return resolves_to_sync(get_resolver(), path)
 
     async def handle_sync(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -217,7 +218,7 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
         parts are made here); an async one runs on the event loop, so the thread gives up its
         place in the bound (``request_threads.py``).
         """
-        set_script_prefix(get_script_prefix(scope))
+        set_script_prefix(django_internals.script_prefix(scope))
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
@@ -225,7 +226,7 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
         else:
             assert self.sync_chain is not None
             response = self.sync_chain.get_response(request)
-            response._handler_class = self.__class__
+            django_internals.set_handler_class(response, self.__class__)
             if isinstance(response, FileResponse):
                 response.block_size = self.chunk_size
         made.response = response
@@ -273,5 +274,6 @@ def install_if_enabled() -> None:
     from django_asgiserve import settings as serve_settings
 
     # The raw value: a broken ASGISERVE is reported by the command's own validation.
-    if serve_settings.raw().get("SYNC_FAST_PATH", True) is True:
+    wanted = serve_settings.raw().get("SYNC_FAST_PATH", True) is True
+    if wanted and django_internals.fast_path_supported():
         django.core.asgi.get_asgi_application = get_asgi_application

@@ -26,8 +26,7 @@ closes its database connections and ends.
 A call submitted after its lease was released (by a task that outlived the request) gets a
 thread of its own in a new lease; a task that outlives its request's context gets a new thread
 from asgiref, as under Django: the lease is taken out of the context before asgiref's exit. This
-relies on asgiref's ``SyncToAsync.thread_sensitive_context`` and
-``SyncToAsync.context_to_thread_executor`` (asgiref 3.3 to 3.13 at least); without them the
+relies on asgiref's internals (:mod:`django_asgiserve.upstream.asgiref`); without them the
 thread-sensitive calls of Django's path get Django's own fresh thread.
 """
 
@@ -40,9 +39,10 @@ import queue
 import threading
 from collections.abc import AsyncIterator
 
-from asgiref.sync import SyncToAsync, ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext
 
 from django_asgiserve.asgi.leases import Job, Lease, Term
+from django_asgiserve.upstream import asgiref as asgiref_internals
 
 #: Leases of the sync fast path holding a thread at once, per worker process: as many requests at
 #: once as a threaded WSGI server with this many threads (each with its own database connection).
@@ -107,7 +107,6 @@ class RequestThreads:
         self.holding = 0  # counted terms holding a thread
         self.waiting: collections.deque[Term] = collections.deque()  # counted, for a place
         self.idle: list[RequestThread] = []  # the last one in is the first out: warm threads
-        self.enabled = supported()
 
     def lease(self, *, counted: bool) -> Lease:
         return Lease(self, counted)
@@ -177,8 +176,8 @@ class RequestThreads:
         (the caller releases it)."""
         context = ThreadSensitiveContext()
         async with context:
-            executors = SyncToAsync.context_to_thread_executor if self.enabled else None
-            if executors is None or SyncToAsync.thread_sensitive_context.get(None) is not context:
+            executors = asgiref_internals.executors_of(context)
+            if executors is None:
                 yield  # an enclosing context decides the thread (a handler inside a handler)
                 return
             executors[context] = lease
@@ -187,9 +186,3 @@ class RequestThreads:
             finally:
                 if executors.get(context) is lease:
                     del executors[context]
-
-
-def supported() -> bool:
-    return hasattr(SyncToAsync, "thread_sensitive_context") and hasattr(
-        SyncToAsync, "context_to_thread_executor"
-    )

@@ -4,6 +4,8 @@ Files are found with Django's staticfiles finders (so ``STATICFILES_DIRS``, app 
 directories and path checks are Django's own). Found files are streamed; anything else (a miss,
 a directory, a path escaping the static roots) goes to Django's ``ASGIStaticFilesHandler`` so its
 404 page stays exactly Django's. Django's handler alone would read a whole file into memory first.
+Where Django's handler or finders lack what this relies on (see
+:mod:`django_asgiserve.upstream.django`), Django's handler serves every static file.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from django.http import Http404
 from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
 
 from django_asgiserve.asgi.types import ASGIApp, Receive, Scope, Send
+from django_asgiserve.upstream import django as django_internals
 
 CHUNK_SIZE = 256 * 1024
 
@@ -56,13 +59,21 @@ class StaticFiles:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.django_handler = DjangoStaticFiles(app, self.inside_static_roots)
+        self.streams = django_internals.static_hooks_supported()
+        self.django_handler: ASGIApp = (
+            DjangoStaticFiles(app, self.inside_static_roots)
+            if self.streams
+            else ASGIStaticFilesHandler(app)
+        )
         self.prefix = urlparse(settings.STATIC_URL or "").path
         self.remote = bool(urlparse(settings.STATIC_URL or "").netloc)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.remote or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
+            return
+        if not self.streams:
+            await self.django_handler(scope, receive, send)
             return
         found = await asyncio.to_thread(self.find, scope["path"][len(self.prefix) :])
         if found is None or scope["method"] not in ("GET", "HEAD"):
@@ -92,10 +103,7 @@ class StaticFiles:
         """The real directories the finders serve from (fixed for a worker's life)."""
         roots = []
         for finder in finders.get_finders():
-            for storage in getattr(finder, "storages", {}).values():
-                location = getattr(storage, "location", None)
-                if location:
-                    roots.append(Path(location).resolve())
+            roots += [Path(root).resolve() for root in django_internals.finder_roots(finder)]
         return tuple(roots)
 
     def inside_static_roots(self, path: Path) -> bool:

@@ -58,11 +58,9 @@ def adopt_generation(generation: str) -> bool:
     Whether it did: should django-browser-reload rename the attribute, tabs follow only the
     reloads its own id changes with, as they would under runserver.
     """
-    views = sys.modules.get(BROWSER_RELOAD_VIEWS)
-    if views is None or not isinstance(getattr(views, "version_id", None), str):
-        return False
-    views.version_id = generation  # type: ignore[attr-defined]
-    return True
+    from django_asgiserve.upstream import browser_reload
+
+    return browser_reload.set_version_id(generation)
 
 
 def browser_reload_events_path() -> str | None:

@@ -71,6 +71,9 @@ class Backend(ABC):
     #: Whether ``serve()`` can run in a thread that is not the main one, once or many times in a
     #: process (the test live server runs it so, beside the tests, see :mod:`live_server`).
     serves_in_thread: ClassVar[bool] = False
+    #: The modules of :mod:`django_asgiserve.upstream` for the projects it relies on beyond their
+    #: documented API: the command probes them before it serves, and each serving process too.
+    upstreams: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: ServerConfig) -> None:
         self.options: dict[str, Any] = dict(config.options)
@@ -118,6 +121,17 @@ class Backend(ABC):
 
     def preload(self) -> None:  # noqa: B027 - optional hook
         """Import what is safe to import before ``fork()``, to make workers start fast."""
+
+    @classmethod
+    def probe_upstreams(cls) -> None:
+        """Probe what the backend relies on in this process (once: its forks inherit the
+        findings, which choose the fallbacks); raise :class:`BackendError` if one refuses."""
+        from django_asgiserve import upstream
+
+        for name in cls.upstreams:
+            findings = upstream.probe(name)
+            if findings.refused:
+                raise BackendError(findings.refusal(), hint=f'pip install "{findings.pin()}"')
 
     @abstractmethod
     def serve(self, app: ASGIApp, sockets: list[socket.socket]) -> None:

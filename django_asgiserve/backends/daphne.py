@@ -38,6 +38,7 @@ class DaphneBackend(Backend):
         "proxy_forwarded_proto_header": "proxy headers are handled by asgiserve",
     }
 
+    upstreams = ("daphne", "twisted")
     # Importing daphne.server (or the reactor) installs an event loop: one per worker.
     worker_only_packages = ("daphne", "twisted", "autobahn", "txaio")
     _server: GracefulServer | None = None
@@ -60,15 +61,16 @@ class DaphneBackend(Backend):
         if self.tls is not None:
             import twisted.internet.ssl
             import twisted.protocols.tls  # noqa: F401
-
+        self.probe_upstreams()  # without importing daphne.server or the reactor
         assert "twisted.internet.reactor" not in sys.modules
 
     def serve(self, app: ASGIApp, sockets: list[socket.socket]) -> None:
-        import daphne.server
+        self.probe_upstreams()
         from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 
         from django_asgiserve.backends.daphne_body import StreamingHTTPFactory
         from django_asgiserve.backends.daphne_server import GracefulServer
+        from django_asgiserve.upstream import daphne as daphne_internals
 
         # daphne's "fd:" endpoint string cannot carry an IPv6 family; adopt each socket directly.
         adopted = {str(index): sock for index, sock in enumerate(sockets)}
@@ -80,9 +82,9 @@ class DaphneBackend(Backend):
             plain = AdoptedStreamServerEndpoint(reactor_, fd, sock.family)  # type: ignore[no-untyped-call]
             return plain if tls is None else TLSServerEndpoint(plain, tls)
 
-        daphne.server.serverFromString = endpoint
+        daphne_internals.use_endpoints(endpoint)
         # Request bodies reach the application as they arrive, not once all in (daphne_body).
-        daphne.server.HTTPFactory = StreamingHTTPFactory
+        daphne_internals.use_http_factory(StreamingHTTPFactory)
         if self.tls is not None:
             app = websocket_scheme_wss(app)
         endpoints = list(adopted)

@@ -22,6 +22,8 @@ from typing import Any
 from daphne.http_protocol import HTTPFactory, WebRequest
 from twisted.internet.interfaces import IPushProducer
 
+from django_asgiserve.upstream import twisted as twisted_internals
+
 #: Bodies up to this size go daphne's way (read whole, then sent): nothing to gain below it.
 STREAM_ABOVE = 64 * 1024
 #: Stop reading the connection when this much body waits for the application...
@@ -202,13 +204,9 @@ class StreamingRequest(WebRequest):  # type: ignore[misc]
     def _request_line(self) -> tuple[bytes, bytes, bytes] | None:
         """(method, target, version) before Twisted's ``requestReceived`` brings them."""
         if self.transport is None:  # HTTP/2: the request's channel is its H2Stream
-            return self.channel.command, self.channel.path, b"HTTP/2"
+            return twisted_internals.stream_request_line(self.channel)
         # HTTP/1.1: Twisted's channel holds the parsed request line until the body's end.
-        names = ("_command", "_path", "_version")
-        parts = tuple(getattr(self.channel, name, None) for name in names)
-        if not all(isinstance(part, bytes) for part in parts):
-            return None
-        return parts  # type: ignore[return-value]
+        return twisted_internals.request_line(self.channel)
 
     def _producer(self) -> Any:
         """What to pause to stop reading this body: the HTTP/2 stream, or the connection."""

@@ -16,6 +16,7 @@ from twisted.internet import reactor
 
 from django_asgiserve.backends.base import ACCEPTED_SETTLE_SECONDS
 from django_asgiserve.backends.daphne_body import ASGIApp, StreamedBodyServer
+from django_asgiserve.upstream import daphne as daphne_internals
 
 POLL_SECONDS = 0.05
 
@@ -58,11 +59,7 @@ class GracefulServer(StreamedBodyServer, Server):  # type: ignore[misc]
         reactor.callLater(ACCEPTED_SETTLE_SECONDS, self._stop_when_idle, deadline)  # type: ignore[arg-type]
 
     def _stop_when_idle(self, deadline: float) -> None:
-        busy = any(
-            details.get("application_instance") is not None
-            and not details["application_instance"].done()
-            for details in self.connections.values()
-        )
+        busy = any(not instance.done() for instance in daphne_internals.running_applications(self))
         if busy and time.monotonic() < deadline:
             reactor.callLater(POLL_SECONDS, self._stop_when_idle, deadline)  # type: ignore[arg-type]
         elif reactor.running:

@@ -2,8 +2,9 @@
 
 granian binds its own socket unless told otherwise; the seam is ``_init_shared_socket``, which
 here wraps a copy of the inherited socket in granian's ``SocketHolder`` (as granian itself does
-on Windows). Both are private to granian, stable since 2.6. Interface ``asginl``: the worker
-answers lifespan. With TLS, HTTP/2 is offered by ALPN (``http="auto"``).
+on Windows). Both are private to granian (see :mod:`django_asgiserve.upstream.granian`).
+Interface ``asginl``: the worker answers lifespan. With TLS, HTTP/2 is offered by ALPN
+(``http="auto"``).
 
 Stopping happens in two steps (granian has no "stop accepting" of its own): its listener is
 swapped for an idle one, then, once what it accepted has been read, it is shut down; ``stop()``
@@ -31,6 +32,7 @@ from django_asgiserve.backends.base import (
     signature_names,
 )
 from django_asgiserve.sockets import BACKLOG
+from django_asgiserve.upstream import granian as granian_internals
 
 if TYPE_CHECKING:
     from django_asgiserve.backends.granian_server import InheritedSocketServer
@@ -55,6 +57,7 @@ class GranianBackend(Backend):
     distribution = "granian"
     module = "granian"
     serves_in_thread = True
+    upstreams = ("granian",)
     managed_options: ClassVar[dict[str, str]] = {
         **dict.fromkeys(OWNED, MANAGED),
         "url_path_prefix": "set FORCE_SCRIPT_NAME instead, which means the same on every backend",
@@ -80,11 +83,14 @@ class GranianBackend(Backend):
         import granian.asgi
         import granian.server.embed  # noqa: F401
 
+        self.probe_upstreams()
+
     def serve(self, app: ASGIApp, sockets: list[socket.socket]) -> None:
-        from granian._granian import SocketHolder
         from granian.constants import Interfaces
 
         from django_asgiserve.backends.granian_server import InheritedSocketServer
+
+        self.probe_upstreams()
 
         quiet_granian_logs()
         options: dict[str, Any] = {"log_level": "warning", "ssl_protocol_min": "tls1.2"}
@@ -96,7 +102,7 @@ class GranianBackend(Backend):
         self._granian_fds = tuple(os.dup(sock.fileno()) for sock in sockets)
         self._servers = tuple(
             InheritedSocketServer(
-                SocketHolder(fd, False, BACKLOG),  # type: ignore[call-arg]
+                granian_internals.socket_holder(fd, BACKLOG),
                 target=answer_unreadable_bodies(app),
                 address=sock.getsockname()[0],
                 port=sock.getsockname()[1],
@@ -149,7 +155,9 @@ class GranianBackend(Backend):
         if self._serving is None:
             self._idle_listeners = {}
             return
-        self._idle_listeners = {fd: stop_listening(fd) for fd in self._granian_fds}
+        self._idle_listeners = {
+            fd: granian_internals.swap_idle_listener(fd) for fd in self._granian_fds
+        }
         self._loop.call_later(ACCEPTED_SETTLE_SECONDS, self._shut_down)
         deadline = max(self.graceful_timeout, ACCEPTED_SETTLE_SECONDS)
         self._loop.call_later(deadline, self._serving.cancel)
@@ -163,7 +171,10 @@ class GranianBackend(Backend):
         ends (the fd then is closed, or already another file's)."""
         if self._idle_listeners is None:
             return False
-        return all(not same_file(fd, inode) for fd, inode in self._idle_listeners.items())
+        return all(
+            granian_internals.listener_closed(fd, inode)
+            for fd, inode in self._idle_listeners.items()
+        )
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -174,29 +185,6 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:
         return None
     return uvloop.new_event_loop
-
-
-def stop_listening(fd: int) -> int:
-    """Turn granian's copy of the shared socket into a private listener nobody knows about,
-    and return that listener's inode.
-
-    granian offers no way to stop accepting but a shutdown, which also closes the connections
-    whose request it has not read yet. Its accept loop keeps waiting on ``fd``, now an idle,
-    non-blocking listener; new connections stay in the shared backlog for the next worker.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as idle:
-        idle.bind(("127.0.0.1", 0))
-        idle.listen(1)
-        idle.setblocking(False)  # the flag belongs to the socket, so fd gets it too
-        os.dup2(idle.fileno(), fd, inheritable=False)
-        return os.fstat(idle.fileno()).st_ino
-
-
-def same_file(fd: int, inode: int) -> bool:
-    try:
-        return os.fstat(fd).st_ino == inode
-    except OSError:
-        return False
 
 
 def answer_unreadable_bodies(app: ASGIApp) -> ASGIApp:

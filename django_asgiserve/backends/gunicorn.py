@@ -46,6 +46,7 @@ class GunicornBackend(Backend):
     distribution = "gunicorn"
     module = "gunicorn"
     manages_workers = True
+    upstreams = ("gunicorn", "uvicorn_worker", "uvicorn")
     managed_options: ClassVar[dict[str, str]] = {
         **dict.fromkeys(("bind", "workers", "reuse_port", "daemon", "pidfile"), MANAGED),
         **dict.fromkeys(("reload", "reload_engine", "reload_extra_files", "preload_app"), MANAGED),
@@ -93,9 +94,12 @@ class GunicornBackend(Backend):
 
         with contextlib.suppress(ImportError):
             import uvloop  # noqa: F401
+        self.probe_upstreams()
 
     def serve(self, app: ASGIApp, sockets: list[socket.socket]) -> None:
         from django_asgiserve.backends.gunicorn_server import make_arbiter, worker_class
+
+        self.probe_upstreams()
 
         settings: dict[str, Any] = {
             "workers": self.workers,

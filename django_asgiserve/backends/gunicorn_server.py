@@ -29,6 +29,8 @@ from django_asgiserve.backends.base import ACCEPTED_SETTLE_SECONDS, ASGIApp
 from django_asgiserve.backends.gunicorn_relay import ChangeRelay, relay_changes
 from django_asgiserve.backends.uvicorn import not_a_stop_cancellation
 from django_asgiserve.backends.uvicorn_server import StopAcceptingServer
+from django_asgiserve.upstream import gunicorn as gunicorn_internals
+from django_asgiserve.upstream import uvicorn_worker as uvicorn_worker_internals
 
 #: Seconds the arbiter waits for stopping workers beyond their grace period before it kills
 #: them: a worker that ends its streams on time must not be reported as killed. Less than the
@@ -68,10 +70,10 @@ class Application(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         for key, value in self.settings.items():
             self.cfg.set(key, value)
-        if "control_socket_disable" in self.cfg.settings:  # gunicorn 25.1 and later
-            self.cfg.set("control_socket_disable", True)
+        gunicorn_internals.set_if_known(self.cfg, "control_socket_disable", True)
         # The setting takes whole seconds only; the arbiter computes with any number.
-        self.cfg.settings["graceful_timeout"].value = self.graceful_timeout + ARBITER_MARGIN
+        grace = self.graceful_timeout + ARBITER_MARGIN
+        gunicorn_internals.set_seconds(self.cfg, "graceful_timeout", grace)
         relay_changes(self.cfg, self.relay)
 
     def load(self) -> ASGIApp:
@@ -172,7 +174,7 @@ class AsgiserveWorker(UvicornWorker):  # type: ignore[misc]
     async def _serve(self) -> None:
         self.config.app = self.wsgi
         server = WorkerServer(config=self.config)
-        self._install_sigquit_handler()
+        uvicorn_worker_internals.install_sigquit_handler(self)
         await server.serve(sockets=self.sockets)
         if not server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)

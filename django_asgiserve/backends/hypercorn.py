@@ -27,6 +27,7 @@ class HypercornBackend(Backend):
     distribution = "hypercorn"
     module = "hypercorn"
     serves_in_thread = True
+    upstreams = ("hypercorn",)
     managed_options: ClassVar[dict[str, str]] = {
         **dict.fromkeys(("bind", "insecure_bind", "quic_bind", "workers", "accesslog"), MANAGED),
         **dict.fromkeys(("use_reloader", "errorlog", "logconfig", "pid_path"), MANAGED),
@@ -56,10 +57,13 @@ class HypercornBackend(Backend):
         import hypercorn.protocol.h11
         import hypercorn.protocol.ws_stream  # noqa: F401
 
+        self.probe_upstreams()
+
     def serve(self, app: ASGIApp, sockets: list[socket.socket]) -> None:
         from hypercorn.asyncio import serve
         from hypercorn.config import Config
 
+        self.probe_upstreams()
         config = Config()
         for key, value in self.options.items():
             setattr(config, key, value)
@@ -98,10 +102,12 @@ class HypercornBackend(Backend):
     def _stop_accepting(self) -> None:
         """Stop accepting at once, but shut down (which closes idle connections) only once the
         connections already accepted have had their requests read."""
+        from django_asgiserve.upstream import hypercorn as hypercorn_internals
+
         assert self._loop is not None and self._shutdown is not None
-        # hypercorn adopts each fd as is, and asyncio's server accepts on a reader for it.
-        for fd in self._listening_fds:
-            self._loop.remove_reader(fd)
+        if not hypercorn_internals.stop_accepting(self._loop, self._listening_fds):
+            self._shutdown.set()  # its fallback: shut down at once
+            return
         self._loop.call_later(ACCEPTED_SETTLE_SECONDS, self._shutdown.set)
 
 

@@ -28,6 +28,7 @@ class UvicornBackend(Backend):
     distribution = "uvicorn"
     module = "uvicorn"
     serves_in_thread = True
+    upstreams = ("uvicorn",)
     managed_options: ClassVar[dict[str, str]] = {
         **dict.fromkeys(("app", "host", "port", "uds", "fd", "workers", "access_log"), MANAGED),
         **dict.fromkeys(("reload", "reload_dirs", "reload_includes", "reload_excludes"), MANAGED),
@@ -56,9 +57,12 @@ class UvicornBackend(Backend):
 
         with contextlib.suppress(ImportError):
             import uvloop  # noqa: F401
+        self.probe_upstreams()
 
     def serve(self, app: ASGIApp, sockets: list[socket.socket]) -> None:
         import uvicorn
+
+        self.probe_upstreams()
 
         from django_asgiserve.backends.uvicorn_server import StopAcceptingServer
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from django_asgiserve.backends.base import ACCEPTED_SETTLE_SECONDS
+from django_asgiserve.upstream import uvicorn as uvicorn_internals
 
 
 class StopAcceptingServer(uvicorn.Server):
@@ -40,6 +41,7 @@ class StopAcceptingServer(uvicorn.Server):
 
     def stop_accepting(self) -> None:
         assert self.loop is not None
-        for server in getattr(self, "servers", []):
-            server.close()
+        if not uvicorn_internals.close_servers(self):
+            self.should_exit = True  # its fallback: shut down at once
+            return
         self.loop.call_later(ACCEPTED_SETTLE_SECONDS, setattr, self, "should_exit", True)

@@ -15,6 +15,7 @@ from django.utils import autoreload
 from django_asgiserve.reload import changes
 from django_asgiserve.reload.changes import Classification
 from django_asgiserve.reload.sources import module_files, project_roots, sources
+from django_asgiserve.upstream import django as django_internals
 
 if TYPE_CHECKING:
     from django_asgiserve.process.protocol import WatchEvent
@@ -55,7 +56,7 @@ class WorkerReloader:
 
     @staticmethod
     def error_files() -> set[Path]:
-        return {Path(os.path.realpath(f)) for f in list(autoreload._error_files)}
+        return {Path(os.path.realpath(f)) for f in django_internals.error_files()}
 
     def watched_by_name(self, path: Path) -> bool:
         """Whether ``path`` is a file Django's receivers asked to watch (``extra_files``, or

@@ -117,24 +117,30 @@ def test_gauges_count_live_owners_only(board):
 
 
 def test_processes_counting_at_once_lose_no_increment(board):
+    claimed_r, claimed_w = os.pipe()
     go_r, go_w = os.pipe()
     per_child, children = 20_000, 4
 
     def count() -> None:
-        slot = board.claim()  # all at once: the lock gives each its own slot
+        slot = board.claim()  # each its own: every other claimant is alive until all count
+        os.write(claimed_w, b"x")
+        os.read(go_r, 1)
         for _ in range(per_child):
             record_request(slot, 200, MS)
 
-    pids = [fork(count, before=lambda: os.read(go_r, 1)) for _ in range(children)]
+    pids = [fork(count) for _ in range(children)]
+    # Only once all have claimed: a child that ended first would leave its slot to the next.
+    for _ in range(children):
+        os.read(claimed_r, 1)
+    assert len(owners(board)) == children
     os.write(go_w, b"x" * children)
     for pid in pids:
         wait(pid)
     totals = board.totals()
     assert totals.statuses == {200: per_child * children}
     assert totals.requests == per_child * children
-    assert len(owners(board)) == children
-    os.close(go_r)
-    os.close(go_w)
+    for fd in (claimed_r, claimed_w, go_r, go_w):
+        os.close(fd)
 
 
 def test_durations_fall_in_prometheus_buckets(board):

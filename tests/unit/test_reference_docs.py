@@ -21,7 +21,7 @@ PACKAGE = Path(django_asgiserve.__file__).parent
 COMMAND = "manage.py asgiserve"
 #: ":::{option} -6, --ipv6" ... ":::" (MyST colon fences; see docs/conf.py).
 BLOCK = re.compile(r"^:::\{(program|option|setting)\}[ \t]*([^\n]*)\n(.*?)^:::$", re.M | re.S)
-CHECK_ID = re.compile(r"asgiserve\.[EW]\d{3}")
+CHECK_ID = re.compile(r"asgiserve\.[EWI]\d{3}")
 
 
 def blocks() -> list[tuple[str, str, str]]:
