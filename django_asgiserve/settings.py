@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_REQUESTS": 0,
     "MAX_REQUESTS_JITTER": 0,
     "MAX_WORKER_MEMORY": 0,
+    "HTTPS": False,
 }
 
 
@@ -85,6 +86,8 @@ class ServeSettings:
     max_requests: int = 0
     max_requests_jitter: int = 0
     max_worker_memory: int = 0
+    #: ``--https`` when the command line leaves it out (see :mod:`django_asgiserve.https`).
+    https: bool = False
 
 
 def raw() -> dict[str, Any]:
@@ -127,6 +130,7 @@ def problems() -> list[Problem]:
         "SYNC_FAST_PATH",
         "REQUEST_COST",
         "ACCESS_LOG",
+        "HTTPS",
     )
     for key in flags:
         if not isinstance(merged[key], bool):
@@ -351,4 +355,5 @@ def load() -> ServeSettings:
         max_requests=merged["MAX_REQUESTS"],
         max_requests_jitter=merged["MAX_REQUESTS_JITTER"],
         max_worker_memory=merged["MAX_WORKER_MEMORY"],
+        https=merged["HTTPS"],
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import ssl
+from collections.abc import Callable, Sequence
 from importlib import import_module
 from typing import Any, TypedDict
 
@@ -21,6 +22,7 @@ from django_asgiserve import backends, checks
 from django_asgiserve import settings as serve_settings_module
 from django_asgiserve.asgi.proxy_headers import TrustedProxies
 from django_asgiserve.backends import Backend
+from django_asgiserve.https import option as https_option
 from django_asgiserve.run_config import (
     DEFAULT_LOOP_WARN_MS,
     DEVELOPMENT_GRACE,
@@ -30,8 +32,12 @@ from django_asgiserve.run_config import (
 from django_asgiserve.settings import ServeSettings
 
 
-def resolve(options: dict[str, Any]) -> ServerConfig:
-    """The run's configuration from the command's options over ``settings.ASGISERVE``.
+def resolve(
+    options: dict[str, Any], hosts: Sequence[str] = (), say: Callable[[str], object] = print
+) -> ServerConfig:
+    """The run's configuration from the command's options over ``settings.ASGISERVE``, for a
+    server listening on ``hosts`` (the names ``--https``'s certificate covers); ``say`` tells
+    the user what ``--https`` made for them.
 
     Raises ``CommandError`` (with the settings problem or the backend hint) when it cannot run.
     """
@@ -66,7 +72,10 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
             trusted = TrustedProxies.from_option(allow_ips).entries
         except ValueError as error:
             raise CommandError(f"--forwarded-allow-ips: {error}") from None
-    certfile, keyfile = tls_files(options.get("certfile"), options.get("keyfile"))
+    if https_option.wanted(options, serve_settings.https):
+        certfile, keyfile = https_option.files(hosts, say)
+    else:
+        certfile, keyfile = tls_files(options.get("certfile"), options.get("keyfile"))
     http3 = bool(options.get("http3"))
     if http3:
         check_http3(backend, bool(certfile), options.get("workers") or 1)
@@ -207,7 +216,9 @@ def check_http3(backend: type[Backend], tls: bool, workers: int) -> None:
             f"--http3 is served by the hypercorn backend only, not by {backend.name}."
         )
     if not tls:
-        raise CommandError("--http3 needs --certfile and --keyfile: QUIC is always encrypted.")
+        raise CommandError(
+            "--http3 needs --https, or --certfile and --keyfile: QUIC is always encrypted."
+        )
     if importlib.util.find_spec("aioquic") is None:
         raise CommandError(
             "HTTP/3 needs aioquic, which is not installed.\nHINT: Install it with: pip install "

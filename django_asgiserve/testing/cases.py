@@ -21,12 +21,15 @@ class ASGILiveServerTestCase(TransactionTestCase):  # type: ignore[misc]
     """A ``TransactionTestCase`` with the project served over ASGI at ``live_server_url``.
 
     ``host`` and ``port`` say where it listens (port 0: a free one); ``backend`` names the
-    server (None: ``ASGISERVE["TEST_BACKEND"]``, then the first that can serve in a thread).
+    server (None: ``ASGISERVE["TEST_BACKEND"]``, then the first that can serve in a thread);
+    ``https`` serves HTTPS with the local certificate authority's certificate, for pages that
+    need a secure context (``live_server.ca_file`` verifies it).
     """
 
     host: ClassVar[str] = DEFAULT_HOST
     port: ClassVar[int] = 0
     backend: ClassVar[str | None] = None
+    https: ClassVar[bool] = False
     live_server: ClassVar[ASGILiveServer]
 
     @classproperty  # type: ignore[untyped-decorator]
@@ -41,6 +44,6 @@ class ASGILiveServerTestCase(TransactionTestCase):  # type: ignore[misc]
     def setUpClass(cls) -> None:
         super().setUpClass()
         cls.enterClassContext(modify_settings(ALLOWED_HOSTS={"append": cls.allowed_host}))
-        cls.live_server = ASGILiveServer(cls.host, cls.port, cls.backend)
+        cls.live_server = ASGILiveServer(cls.host, cls.port, cls.backend, https=cls.https)
         cls.live_server.start()
         cls.addClassCleanup(cls.live_server.stop)

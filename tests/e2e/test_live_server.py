@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
+from tests.helpers.browser import CHROMIUM_MODULE
 from tests.helpers.server import child_environ
 
 IN_THREAD_BACKENDS = ("uvicorn", "hypercorn", "granian")
@@ -240,24 +241,7 @@ BOARD_TEMPLATE = """{% extends "base.html" %}
 {% endblock %}
 """
 
-CHROMIUM = """
-import tempfile
-
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-
-
-def chromium():
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", f"--user-data-dir={tempfile.mkdtemp()}",
-    ):
-        options.add_argument(argument)
-    return webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-"""
+CHROMIUM = CHROMIUM_MODULE
 
 PYTEST_BROWSER_TESTS = """
 import pytest

@@ -112,6 +112,13 @@ class Command(BaseCommand):  # type: ignore[misc]
         )
         parser.add_argument("--keyfile", metavar="PATH", help="The certificate's private key.")
         parser.add_argument(
+            "--https",
+            action=argparse.BooleanOptionalAction,
+            help="Serve HTTPS with a certificate from a local certificate authority made on "
+            "first use (trust it once with manage.py asgiserve_ca trust); HTTP/2 as with "
+            "--certfile (default: ASGISERVE['HTTPS'], else off).",
+        )
+        parser.add_argument(
             "--loop-warn-ms",
             type=milliseconds,
             metavar="MS",
@@ -150,7 +157,8 @@ class Command(BaseCommand):  # type: ignore[misc]
                 "address and port, the .socket unit sets them."
             )
         address = addrport.parse(options["addrport"], ipv6=options["use_ipv6"])
-        server_config = startup.resolve(options)
+        hosts = [addrport.Address.of(s).host for s in sockets] if sockets else [address.host]
+        server_config = startup.resolve(options, hosts, say=self.stdout.write)
         backend = backends.get(server_config.backend)
         # Servers accept greedily: on one shared socket a burst of connections all goes to one
         # worker. A socket per worker (SO_REUSEPORT twins that we keep open) lets the kernel
