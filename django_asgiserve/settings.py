@@ -8,8 +8,6 @@ installed is asked separately (``backend_problems``), by the serving command onl
 from __future__ import annotations
 
 import difflib
-import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from django_asgiserve import backends
-from django_asgiserve.addrport import ADDRPORT_RE
-from django_asgiserve.asgi.proxy_headers import DEFAULT_ALLOW_IPS, TrustedProxies
+from django_asgiserve import backends, values
+from django_asgiserve.asgi.proxy_headers import DEFAULT_ALLOW_IPS
 
 DEFAULTS: dict[str, Any] = {
     "BACKEND": "auto",
@@ -45,6 +42,58 @@ DEFAULTS: dict[str, Any] = {
     "MAX_WORKER_MEMORY": 0,
     "HTTPS": False,
 }
+
+
+@dataclass(frozen=True)
+class Ruled:
+    """A key a command option also sets: the rule both follow (:mod:`values`), the check id of
+    a value that breaks it, and whether ``None`` (the default: decided by the mode) is allowed."""
+
+    id: str
+    rule: values.Rule[Any]
+    hint: str | None = None
+    nullable: bool = False
+
+
+#: Every key of ``DEFAULTS`` that an option of ``asgiserve`` also sets (the option is the key in
+#: lower case, ``--max-requests`` for ``MAX_REQUESTS``).
+RULED: dict[str, Ruled] = {
+    "BACKEND": Ruled(
+        "asgiserve.E003", values.BACKEND, f"Choose one of: auto, {', '.join(backends.NAMES)}."
+    ),
+    "GRACEFUL_TIMEOUT": Ruled(
+        "asgiserve.E010", values.GRACEFUL_TIMEOUT, "None: 1 with the reloader, 10 without.", True
+    ),
+    "FORWARDED_ALLOW_IPS": Ruled("asgiserve.E011", values.FORWARDED_ALLOW_IPS),
+    "LOOP_WARN_MS": Ruled(
+        "asgiserve.E013",
+        values.LOOP_WARN_MS,
+        "None: 100 with the reloader, off without.",
+        True,
+    ),
+    "HEALTH_PATH": Ruled("asgiserve.E014", values.HEALTH_PATH),
+    "DRAIN_DELAY": Ruled("asgiserve.E015", values.DRAIN_DELAY),
+    "METRICS": Ruled(
+        "asgiserve.E016",
+        values.METRICS,
+        'For example: "METRICS": "127.0.0.1:9100" (or "" for no metrics listener).',
+    ),
+    "STARTUP_TIMEOUT": Ruled("asgiserve.E018", values.STARTUP_TIMEOUT),
+    "MAX_REQUESTS": Ruled("asgiserve.E019", values.MAX_REQUESTS),
+    "MAX_REQUESTS_JITTER": Ruled("asgiserve.E020", values.MAX_REQUESTS_JITTER),
+    "MAX_WORKER_MEMORY": Ruled("asgiserve.E021", values.MAX_WORKER_MEMORY),
+}
+#: Keys that are True or False (``--proxy-headers``/``--no-proxy-headers`` and
+#: ``--access-log``/``--no-access-log`` for two of them).
+FLAGS = (
+    "RUNSERVER",
+    "PROXY_HEADERS",
+    "LIFESPAN_SIGNALS",
+    "SYNC_FAST_PATH",
+    "REQUEST_COST",
+    "ACCESS_LOG",
+    "HTTPS",
+)
 
 
 @dataclass(frozen=True)
@@ -96,7 +145,7 @@ def raw() -> dict[str, Any]:
 
 
 def problems() -> list[Problem]:
-    """Every problem with ``settings.ASGISERVE``; empty when it is usable."""
+    """Every problem with ``settings.ASGISERVE``, by check id; empty when it is usable."""
     value = getattr(settings, "ASGISERVE", {})
     if not isinstance(value, dict):
         return [
@@ -120,146 +169,25 @@ def problems() -> list[Problem]:
                 )
             )
     merged = {**DEFAULTS, **value}
-    found += _backend_problems(merged["BACKEND"])
     found += _options_problems(merged["OPTIONS"])
     found += _test_backend_problems(merged["TEST_BACKEND"])
-    flags = (
-        "RUNSERVER",
-        "PROXY_HEADERS",
-        "LIFESPAN_SIGNALS",
-        "SYNC_FAST_PATH",
-        "REQUEST_COST",
-        "ACCESS_LOG",
-        "HTTPS",
-    )
-    for key in flags:
+    for key in FLAGS:
         if not isinstance(merged[key], bool):
             found.append(Problem("asgiserve.E008", f"ASGISERVE[{key!r}] must be True or False."))
+    not_lists = set()
     for key in ("WATCH_PATHS", "WATCH_IGNORE", "FORWARDED_ALLOW_IPS"):
         entries = merged[key]
         if not isinstance(entries, list | tuple) or not all(isinstance(e, str) for e in entries):
+            not_lists.add(key)
             found.append(
                 Problem("asgiserve.E009", f"ASGISERVE[{key!r}] must be a list of strings.")
             )
-        elif key == "FORWARDED_ALLOW_IPS":
-            try:
-                TrustedProxies(entries)
-            except ValueError as error:
-                found.append(
-                    Problem("asgiserve.E011", f"ASGISERVE['FORWARDED_ALLOW_IPS']: {error}")
-                )
-    timeout = merged["GRACEFUL_TIMEOUT"]
-    if timeout is not None and (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, numbers.Real)
-        or not math.isfinite(timeout)
-        or timeout < 0
-    ):
-        found.append(
-            Problem(
-                "asgiserve.E010",
-                "ASGISERVE['GRACEFUL_TIMEOUT'] must be a number of seconds (0 or more) or None.",
-            )
-        )
-    found += _loop_warn_problems(merged["LOOP_WARN_MS"])
-    found += _fleet_problems(merged)
-    found += _metrics_problems(merged["METRICS"])
-    return found
-
-
-def _metrics_problems(value: object) -> list[Problem]:
-    """``METRICS``: empty, or an address and port in runserver's grammar."""
-    match = ADDRPORT_RE.match(value) if isinstance(value, str) else None
-    if value == "" or (match and int(match["port"]) <= 65535):
-        return []
-    return [
-        Problem(
-            "asgiserve.E016",
-            f"ASGISERVE['METRICS'] must be a port or an address and port, not {value!r}.",
-            'For example: "METRICS": "127.0.0.1:9100" (or "" for no metrics listener).',
-        )
-    ]
-
-
-def _fleet_problems(merged: Mapping[str, Any]) -> list[Problem]:
-    """``HEALTH_PATH`` (a path or empty), ``DRAIN_DELAY`` and ``STARTUP_TIMEOUT`` (seconds),
-    ``MAX_REQUESTS``, ``MAX_REQUESTS_JITTER`` and ``MAX_WORKER_MEMORY`` (counts, 0: off)."""
-    found = []
-    path = merged["HEALTH_PATH"]
-    if not isinstance(path, str) or (path and not path.startswith("/")):
-        found.append(
-            Problem("asgiserve.E014", "ASGISERVE['HEALTH_PATH'] must be a path starting with '/'.")
-        )
-    delay = merged["DRAIN_DELAY"]
-    if (
-        isinstance(delay, bool)
-        or not isinstance(delay, numbers.Real)
-        or not math.isfinite(delay)
-        or delay < 0
-    ):
-        found.append(
-            Problem("asgiserve.E015", "ASGISERVE['DRAIN_DELAY'] must be a number of seconds.")
-        )
-    if not is_seconds(merged["STARTUP_TIMEOUT"]):
-        found.append(
-            Problem(
-                "asgiserve.E018",
-                "ASGISERVE['STARTUP_TIMEOUT'] must be a number of seconds (0: no bound), not "
-                f"{merged['STARTUP_TIMEOUT']!r}.",
-            )
-        )
-    counts = {
-        "MAX_REQUESTS": ("asgiserve.E019", "a number of requests (0: no limit)"),
-        "MAX_REQUESTS_JITTER": ("asgiserve.E020", "a number of requests (0 or more)"),
-        "MAX_WORKER_MEMORY": ("asgiserve.E021", "a number of MiB (0: no limit)"),
-    }
-    for key, (check_id, what) in counts.items():
-        value = merged[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            found.append(Problem(check_id, f"ASGISERVE[{key!r}] must be {what}, not {value!r}."))
-    return found
-
-
-def is_seconds(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-    )
-
-
-def is_milliseconds(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-    )
-
-
-def _loop_warn_problems(warn_ms: object) -> list[Problem]:
-    if warn_ms is None or is_milliseconds(warn_ms):
-        return []
-    return [
-        Problem(
-            "asgiserve.E013",
-            "ASGISERVE['LOOP_WARN_MS'] must be a number of milliseconds (0 or more: 0 turns "
-            f"the event-loop watchdog off) or None, not {warn_ms!r}.",
-        )
-    ]
-
-
-def _backend_problems(name: object) -> list[Problem]:
-    if not isinstance(name, str) or (name != "auto" and name not in backends.NAMES):
-        return [
-            Problem(
-                "asgiserve.E003",
-                f"ASGISERVE['BACKEND'] is {name!r}, which is not a backend.",
-                f"Choose one of: auto, {', '.join(backends.NAMES)}.",
-            )
-        ]
-    return []
+    for key, ruled in RULED.items():
+        if key in not_lists or (merged[key] is None and ruled.nullable):
+            continue
+        if (text := ruled.rule.problem(merged[key])) is not None:
+            found.append(Problem(ruled.id, f"ASGISERVE[{key!r}] {text}", ruled.hint))
+    return sorted(found, key=lambda problem: problem.id)  # as Django lists them
 
 
 def backend_problems(name: str) -> list[Problem]:

@@ -20,7 +20,6 @@ from django.core.management.color import color_style
 
 from django_asgiserve import backends, checks
 from django_asgiserve import settings as serve_settings_module
-from django_asgiserve.asgi.proxy_headers import TrustedProxies
 from django_asgiserve.backends import Backend
 from django_asgiserve.https import option as https_option
 from django_asgiserve.run_config import (
@@ -64,14 +63,8 @@ def resolve(
     proxy_headers = options.get("proxy_headers")
     if proxy_headers is None:
         proxy_headers = serve_settings.proxy_headers
-    allow_ips = options.get("forwarded_allow_ips")
-    if allow_ips is None:
-        trusted = list(serve_settings.forwarded_allow_ips)
-    else:
-        try:
-            trusted = TrustedProxies.from_option(allow_ips).entries
-        except ValueError as error:
-            raise CommandError(f"--forwarded-allow-ips: {error}") from None
+    allow_ips = options.get("forwarded_allow_ips")  # checked by the parser (values.py)
+    trusted = list(serve_settings.forwarded_allow_ips if allow_ips is None else allow_ips)
     if https_option.wanted(options, serve_settings.https):
         certfile, keyfile = https_option.files(hosts, say)
     else:
@@ -80,7 +73,10 @@ def resolve(
     if http3:
         check_http3(backend, bool(certfile), options.get("workers") or 1)
     # The app registry, not INSTALLED_APPS: an app may be listed by its AppConfig's path.
-    staticfiles = apps.is_installed("django.contrib.staticfiles")
+    # whitenoise's runserver_nostatic makes runserver leave static files to its middleware.
+    staticfiles = apps.is_installed("django.contrib.staticfiles") and not apps.is_installed(
+        "whitenoise.runserver_nostatic"
+    )
     return ServerConfig(
         backend=backend.name,
         options=dict(serve_settings.options.get(backend.name, {})),
@@ -118,19 +114,14 @@ class FleetOptions(TypedDict):
 
 def fleet_options(options: dict[str, Any], serve_settings: ServeSettings) -> FleetOptions:
     """The health path, drain delay, metrics listener, start-up timeout and recycling limits:
-    the command line over ``settings.ASGISERVE``."""
-    from django_asgiserve.process import metrics_listener
+    the command line over ``settings.ASGISERVE`` (each already checked by its rule)."""
 
     def option_or_setting(name: str) -> Any:
         value = options.get(name)
         return getattr(serve_settings, name) if value is None else value
 
     health_path = option_or_setting("health_path")
-    if health_path and not health_path.startswith("/"):
-        raise CommandError(f"--health-path {health_path!r}: a path starts with '/'.")
     metrics = option_or_setting("metrics")
-    if metrics:
-        metrics_listener.parse(metrics)  # CommandError now, before anything is bound
     return {
         "health_path": health_path or "",
         "drain_delay": float(option_or_setting("drain_delay")),

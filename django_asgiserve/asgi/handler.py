@@ -10,8 +10,9 @@ URLconf) to a sync view, it reads the body on the event loop as Django does, the
 own task (one more task watches for a disconnect, see :meth:`SyncFastHandler.handle_sync`), and
 sends the response from the event loop. A complete response is closed (``request_finished``) in
 that thread before its bytes go out; a streaming one is sent as Django sends it, a sync body
-iterated one part per hop in the same thread (``sync_stream.py``), an async body on the event
-loop, and closed in that thread at its end.
+iterated in the same thread as it is sent (``sync_stream.py``; on Django's path too, so that no
+sync body is read whole into a list with Django's warning), an async body on the event loop, and
+closed in that thread at its end.
 
 Every request, on this path and on Django's, has that one thread of its own, leased from the
 worker's request threads (``request_threads.py``, which says how a stream shares their bound):
@@ -29,6 +30,7 @@ import contextlib
 import functools
 import tempfile
 from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 import django
@@ -53,6 +55,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 #: Distinct paths whose view kind (sync or not) is remembered.
 RESOLVE_CACHE_SIZE = 4096
+#: The lease of the request Django's own path serves in this context (set by ``call_django``).
+django_path_lease: ContextVar[Lease | None] = ContextVar("django_path_lease", default=None)
 
 
 def get_asgi_application() -> SyncFastHandler:
@@ -103,11 +107,22 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
             await super().__call__(scope, receive, send)  # Django's error for other scopes
             return
         lease = self.request_threads.lease(counted=False)
+        token = django_path_lease.set(lease)
         try:
             async with self.request_threads.context(lease):
                 await self.handle(scope, receive, send)
         finally:
+            django_path_lease.reset(token)
             lease.release()
+
+    async def run_get_response(self, request: Any) -> HttpResponseBase:
+        """Django's async path; a sync body its response has (a ``FileResponse``, whitenoise's)
+        is iterated in the request's thread as it is sent, as on the fast path."""
+        response: HttpResponseBase = await super().run_get_response(request)
+        lease = django_path_lease.get()
+        if lease is not None and is_sync_stream(response):
+            return ThreadIterated(response, lease)
+        return response
 
     def serves_sync(self, scope: Scope) -> bool:
         """Whether the request's path resolves (with the root URLconf) to a sync view.

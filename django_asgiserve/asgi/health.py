@@ -10,18 +10,20 @@ The state is one byte of anonymous shared memory made in the worker before its b
 a backend that forks its own processes (gunicorn's arbiter) hands it to each of them, so they
 all see the worker's flag. A worker may be told to drain before it has built its layers (it
 says it is ready first): the flag is made by whichever comes first, and keeps what it was told.
+It is made without a lock: SIGTERM's handler marks it too, in the main thread, which may be
+making it at that moment (a lock held there would never be released).
 """
 
 from __future__ import annotations
 
 import mmap
-import threading
 
 from django_asgiserve.asgi.types import ASGIApp, Message, Receive, Scope, Send
 
-#: This worker's draining flag (byte 0 non-zero: draining); ``None`` until it is needed.
-_draining: mmap.mmap | None = None
-_made = threading.Lock()
+#: This worker's draining flag (byte 0 non-zero: draining) once needed: the first made. Two
+#: threads (or a thread and the signal handler interrupting it) may each append one; both then
+#: use the first, so none is lost.
+_made: list[mmap.mmap] = []
 
 HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store")]
 
@@ -29,11 +31,9 @@ HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b
 def _flag() -> mmap.mmap:
     """This worker's flag, made on first use: in the worker (after the fork from the preloader
     or the command), so that a new worker never shares the flag of the one it replaces."""
-    global _draining
-    with _made:  # the worker's channel thread and its main thread may both be first
-        if _draining is None:
-            _draining = mmap.mmap(-1, 1)
-        return _draining
+    if not _made:
+        _made.append(mmap.mmap(-1, 1))  # list.append is atomic: see _made
+    return _made[0]
 
 
 def mark_draining() -> None:
@@ -42,7 +42,7 @@ def mark_draining() -> None:
 
 
 def is_draining() -> bool:
-    return _draining is not None and _draining[0] != 0
+    return bool(_made) and _made[0][0] != 0
 
 
 def answer_health(app: ASGIApp, path: str) -> ASGIApp:

@@ -24,7 +24,7 @@ from django.contrib.staticfiles import finders
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.exceptions import SuspiciousFileOperation
 from django.http import Http404
-from django.utils.http import http_date, parse_http_date_safe
+from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
 
 from django_asgiserve.asgi.types import ASGIApp, Receive, Scope, Send
 
@@ -112,11 +112,15 @@ class StaticFiles:
                 await send({"type": "http.response.start", "status": 304, "headers": []})
                 await send({"type": "http.response.body", "body": b""})
                 return
+        # The headers of Django's static view (django.views.static.serve), as runserver sends
+        # them: its FileResponse names the file, inline.
         content_type, encoding = mimetypes.guess_type(str(path))
+        disposition = content_disposition_header(False, path.name) or ""
         response_headers = [
             (b"content-type", (content_type or "application/octet-stream").encode()),
             (b"content-length", str(st.st_size).encode()),
             (b"last-modified", http_date(st.st_mtime).encode()),
+            (b"content-disposition", disposition.encode("latin-1")),
         ]
         if encoding:
             response_headers.append((b"content-encoding", encoding.encode()))

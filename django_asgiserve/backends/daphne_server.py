@@ -8,6 +8,7 @@ asyncio reactor, which belongs to one process (see :mod:`~django_asgiserve.backe
 from __future__ import annotations
 
 import time
+from email.utils import formatdate
 from typing import Any
 
 from daphne.server import Server
@@ -32,6 +33,8 @@ class GracefulServer(StreamedBodyServer, Server):  # type: ignore[misc]
         self.listening_ports.append(port)
 
     async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
+        if message.get("type") == "http.response.start":
+            message = with_date(message)
         # daphne writes every body chunk into Twisted's buffer at once: a large
         # response to a slow client would sit in memory whole. Wait for the buffer
         # to drain between chunks, as the other servers do.
@@ -64,6 +67,17 @@ class GracefulServer(StreamedBodyServer, Server):  # type: ignore[misc]
             reactor.callLater(POLL_SECONDS, self._stop_when_idle, deadline)  # type: ignore[arg-type]
         elif reactor.running:
             reactor.stop()  # type: ignore[misc]
+
+
+def with_date(start: dict[str, Any]) -> dict[str, Any]:
+    """A response start with the ``Date`` header that runserver and the other servers send (an
+    origin server with a clock must, RFC 9110), which daphne leaves out; one the application
+    set is kept."""
+    headers = list(start.get("headers", ()))
+    if any(bytes(name).lower() == b"date" for name, _value in headers):
+        return start
+    now = formatdate(usegmt=True).encode("ascii")
+    return {**start, "headers": [*headers, (b"date", now)]}
 
 
 class WriteFlow:

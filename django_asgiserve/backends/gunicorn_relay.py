@@ -16,7 +16,6 @@ import selectors
 import socket
 import threading
 import time
-import traceback
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -183,8 +182,7 @@ def answer_questions(channel: RelayChannel, classify: Classify) -> None:
         try:
             action, reasons = classify(question["paths"])
         except Exception:
-            traceback.print_exc()
-            action, reasons = "reload", question["paths"]
+            action, reasons = changes.fallback(question["paths"])
         channel.send({"id": question["id"], "action": action, "paths": reasons})
 
 

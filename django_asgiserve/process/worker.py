@@ -25,6 +25,7 @@ from django_asgiserve.asgi.types import ASGIApp
 from django_asgiserve.backends.base import Backend
 from django_asgiserve.process import interrupts
 from django_asgiserve.process.protocol import WorkerChannel, WorkerCommand
+from django_asgiserve.reload import changes
 from django_asgiserve.reload.autoreload import WorkerReloader
 from django_asgiserve.reload.sources import learned_modules
 from django_asgiserve.run_config import ServerConfig
@@ -185,7 +186,11 @@ def listen(
 ) -> None:
     """Answer the supervisor; exit at once if it goes away."""
     while (message := channel.receive()) is not None:
-        handle(message, channel, reloader, backend, config)
+        try:
+            handle(message, channel, reloader, backend, config)
+        except Exception:
+            # Said, and survived: without this thread the supervisor could not stop the worker.
+            traceback.print_exc()
     exit_now(1)
 
 
@@ -201,8 +206,7 @@ def handle(
             # In every serving process: a backend's own processes too (gunicorn's workers).
             action, reasons = backend.classify_change(message["paths"])
         except Exception:
-            traceback.print_exc()
-            action, reasons = "reload", message["paths"]
+            action, reasons = changes.fallback(message["paths"])
         channel.send(
             {
                 "event": "classified",

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 from django.utils import autoreload
 
+from django_asgiserve.reload import changes
 from django_asgiserve.reload.changes import Classification
-from django_asgiserve.reload.sources import module_files, project_roots
+from django_asgiserve.reload.sources import module_files, project_roots, sources
 
 if TYPE_CHECKING:
     from django_asgiserve.process.protocol import WatchEvent
@@ -50,33 +51,67 @@ class WorkerReloader:
 
     def module_files(self) -> set[Path]:
         """The real paths of every imported module and of files that failed to import."""
-        return module_files() | {Path(os.path.realpath(f)) for f in autoreload._error_files}
+        return set(module_files()) | self.error_files()
 
-    def is_watched(self, path: Path, modules: set[Path]) -> bool:
-        """Whether Django's reloader would watch ``path``, given the imported ``modules``."""
+    @staticmethod
+    def error_files() -> set[Path]:
+        return {Path(os.path.realpath(f)) for f in list(autoreload._error_files)}
+
+    def watched_by_name(self, path: Path) -> bool:
+        """Whether ``path`` is a file Django's receivers asked to watch (``extra_files``, or
+        under a ``watch_dir()`` directory matching its glob: templates, translations)."""
         if path in self.extra_files:
             return True
-        for directory, globs in self.directory_globs.items():
+        for directory, globs in list(self.directory_globs.items()):
             if path.is_relative_to(directory):
                 relative = path.relative_to(directory).as_posix()
                 if any(glob_matches(relative, glob) for glob in globs):
                     return True
+        return False
+
+    def is_watched(self, path: Path, modules: set[Path]) -> bool:
+        """Whether Django's reloader would watch ``path``, given the imported ``modules``."""
         # The path itself too: a module replaced by a symlink to elsewhere (or by nothing
         # readable) has changed, whatever the link now points to.
-        return path in modules or Path(os.path.realpath(path)) in modules
+        return (
+            self.watched_by_name(path) or path in modules or Path(os.path.realpath(path)) in modules
+        )
+
+    def may_matter(self, raw: str, code_suffixes: tuple[str, ...], errors: set[Path]) -> bool:
+        """Whether ``raw`` can be code or a watched file at all, decided from its name (and the
+        name it links to): a data file the project writes in its tree (a cache, a log, an SQLite
+        database and its journal) is nothing to do, found without walking ``sys.modules``."""
+        path, real = Path(raw), Path(os.path.realpath(raw))
+        return (
+            path.name.endswith(code_suffixes)
+            or real.name.endswith(code_suffixes)
+            or self.watched_by_name(path)
+            or real in errors
+        )
 
     def classify(self, paths: list[str]) -> Classification:
         """``"none"``, ``"reload"`` or ``"cold"`` for a batch of changes, and the files that
-        call for it."""
+        call for it; a reload, said on the console with the error, when judging them fails."""
+        try:
+            return self.judge(paths)
+        except Exception:
+            return changes.fallback(paths)
+
+    def judge(self, paths: list[str]) -> Classification:
+        code_suffixes = sources.code_suffixes()
+        errors = self.error_files()
+        candidates = [raw for raw in paths if self.may_matter(raw, code_suffixes, errors)]
+        if not candidates:
+            return "none", []
         modules = self.module_files()  # once per batch: a checkout can change hundreds of files
         reasons = []
-        for raw in paths:
+        for raw in candidates:
             path = Path(raw)
-            if self.broken:
-                if path.suffix == ".py" or self.is_watched(path, modules):
-                    reasons.append(raw)
+            # Broken code may not have imported the file that fixes it yet: any source counts.
+            if self.broken and (path.suffix == ".py" or self.is_watched(path, modules)):
+                reasons.append(raw)
                 continue
-            if not self.is_watched(path, modules):
+            if self.broken or not self.is_watched(path, modules):
                 continue
             results = autoreload.file_changed.send(sender=self, file_path=path)
             if not any(result for _receiver, result in results):

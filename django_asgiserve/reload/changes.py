@@ -9,6 +9,8 @@ server acts on the strongest answer, so that every process agrees on keeping or 
 
 from __future__ import annotations
 
+import sys
+import traceback
 from collections.abc import Iterable
 from typing import Literal
 
@@ -30,3 +32,15 @@ def merge(classifications: Iterable[Classification]) -> Classification:
             action = answer if answer in ACTION_RANK else "reload"
         reasons.update(paths)
     return action, sorted(reasons)
+
+
+def fallback(paths: list[str]) -> Classification:
+    """What a process answers when judging ``paths`` raised: the traceback and why it reloads
+    on the console (called in an ``except`` block), and a reload, the safe answer."""
+    names = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    sys.stderr.write(
+        f"{traceback.format_exc()}Could not tell what the change to {names} means (the error "
+        "above): reloading to be safe.\n"
+    )
+    sys.stderr.flush()
+    return "reload", paths

@@ -131,8 +131,15 @@ def test_health_path_is_off_by_default(start):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--health-path", "healthz"], "--health-path 'healthz': a path starts with '/'."),
-        (["--drain-delay", "soon"], "'soon' is not a number of seconds"),
+        (
+            ["--health-path", "healthz"],
+            "argument --health-path: must be a path starting with '/' ('' for none), not "
+            "'healthz'.",
+        ),
+        (
+            ["--drain-delay", "soon"],
+            "argument --drain-delay: must be a number of seconds (0: none), not 'soon'.",
+        ),
     ],
 )
 def test_bad_options_are_one_message(start, args, message):

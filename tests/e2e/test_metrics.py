@@ -186,7 +186,10 @@ def test_only_get_metrics_is_answered(start):
 def test_bad_addresses_are_one_message(project):
     result = manage(project, "asgiserve", "--noreload", "--metrics", "nine")
     assert_fails_clearly(
-        result, '--metrics: "nine" is not a valid port number or address:port pair.'
+        result,
+        "argument --metrics: must be a port or an address and port, as [addr:]port ('' for "
+        "none), not 'nine'.",
+        code=2,
     )
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

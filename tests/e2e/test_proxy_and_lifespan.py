@@ -97,7 +97,10 @@ def test_bad_forwarded_allow_ips(project, value):
     )
     bad = value.rpartition(",")[2]
     assert_fails_clearly(
-        result, f"CommandError: --forwarded-allow-ips: '{bad}' is not an IP address or network"
+        result,
+        "argument --forwarded-allow-ips: must be IP addresses or networks of trusted proxies, "
+        f"or '*': '{bad}' is not an IP address or network",
+        code=2,
     )
 
 
@@ -134,7 +137,8 @@ def test_proxy_and_lifespan_settings_mistakes_are_check_errors(project):
     result = manage(project, "asgiserve", "--noreload", "--settings", malformed, "127.0.0.1:0")
     assert_fails_clearly(
         result,
-        "CommandError: ASGISERVE['FORWARDED_ALLOW_IPS']: '10.0.0.x' is not an IP address",
+        "CommandError: ASGISERVE['FORWARDED_ALLOW_IPS'] must be IP addresses or networks of "
+        "trusted proxies, or '*': '10.0.0.x' is not an IP address",
         "(asgiserve.E011)",
     )
 

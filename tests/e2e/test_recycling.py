@@ -16,6 +16,8 @@ from tests.helpers.polling import DEADLINE
 from tests.helpers.procfs import status_kib
 
 REQUESTS = 150
+#: Requests served with --max-requests 0: more than any limit the other tests set.
+ZERO_LIMIT_REQUESTS = 60
 #: ``--max-worker-memory`` for the memory tests, in MiB: well above a fresh worker of the demo
 #: project on any backend (checked), so that a few requests of /grow/ (20 MiB each) pass it.
 MEMORY_LIMIT = 150
@@ -27,6 +29,17 @@ REPLACING = re.compile(
     r"Worker \d+ uses (\d+) MB(?: in its process \d+)? \(--max-worker-memory (\d+)\): "
     r"replacing it\."
 )
+
+
+def pids_serving(server, requests: int) -> set[str]:
+    """The pids of the workers that answered ``requests`` requests of ``/pid/``, each on a fresh
+    connection, as a balancer's would be."""
+    pids = set()
+    for _ in range(requests):
+        response = httpx.get(f"{server.url}/pid/", timeout=30, headers={"Connection": "close"})
+        assert response.status_code == 200, response.text
+        pids.add(response.text.strip())
+    return pids
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -43,12 +56,7 @@ def test_workers_are_replaced_past_max_requests(start, backend, workers):
         "--max-requests-jitter",
         "5",
     ).wait_serving("/pid/")
-    pids = set()
-    for _ in range(REQUESTS):
-        # A fresh connection each time, as a balancer's would be.
-        response = httpx.get(f"{server.url}/pid/", timeout=30, headers={"Connection": "close"})
-        assert response.status_code == 200, response.text
-        pids.add(response.text.strip())
+    pids = pids_serving(server, REQUESTS)
     # 150 requests over workers of 20 to 25 each: several generations of workers served.
     assert len(pids) >= 4, pids
     # The supervisor says why (the count may have gone on while the worker's thread looked).
@@ -120,17 +128,40 @@ def test_a_worker_too_big_from_the_start_is_not_replaced(start, backend, workers
     assert server.output.count(warning) == 1, server.output
 
 
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        ("0", "argument --max-worker-memory: invalid positive_int value: '0'"),
-        ("-5", "argument --max-worker-memory: invalid positive_int value: '-5'"),
-        ("lots", "argument --max-worker-memory: invalid positive_int value: 'lots'"),
-    ],
-)
-def test_bad_max_worker_memory_is_refused(project, value, message):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_zero_and_empty_are_what_the_docs_say(start, backend, workers):
+    """0 is no limit for the recycling options and no bound or none for the others, "" no health
+    path and no metrics listener: the command takes them (the settings' defaults) as given."""
+    server = start(
+        "--noreload",
+        "--skip-checks",
+        "--backend",
+        backend,
+        "--workers",
+        workers,
+        "--max-requests=0",
+        "--max-requests-jitter=0",
+        "--max-worker-memory=0",
+        "--startup-timeout=0",
+        "--drain-delay=0",
+        "--health-path=",
+        "--metrics=",
+    ).wait_serving("/pid/")
+    pids = pids_serving(server, ZERO_LIMIT_REQUESTS)
+    assert len(pids) <= int(workers), pids
+    assert server.get("/healthz").status_code == 404
+    assert "replacing it" not in server.output, server.output
+    assert "Metrics at" not in server.output, server.output
+
+
+#: What the option and the setting say of a value that is not a number of MiB.
+NOT_MIB = "must be a whole number of MiB (0: no limit), not "
+
+
+@pytest.mark.parametrize(("value", "shown"), [("-5", "-5"), ("512.5", "512.5"), ("lots", "'lots'")])
+def test_bad_max_worker_memory_is_refused(project, value, shown):
     result = manage(project, "asgiserve", "--noreload", f"--max-worker-memory={value}")
-    assert_fails_clearly(result, message, code=2)
+    assert_fails_clearly(result, f"argument --max-worker-memory: {NOT_MIB}{shown}.", code=2)
 
 
 def test_settings_keys_are_checked(project):

@@ -47,7 +47,9 @@ def test_port_in_use(project):
 
 def test_unknown_backend_lists_the_valid_ones(project):
     result = manage(project, "asgiserve", "--noreload", "--backend", "nope", "127.0.0.1:0")
-    assert_fails_clearly(result, "Unknown backend 'nope'.", "Choose one of: auto, ")
+    assert_fails_clearly(
+        result, "argument --backend: must be auto or one of ", ", not 'nope'.", code=2
+    )
     for name in SERVERS:
         assert name in result.stderr
 
@@ -57,7 +59,7 @@ def test_bad_graceful_timeout(project, value):
     result = manage(project, "asgiserve", "--noreload", f"--graceful-timeout={value}")
     # argparse's own exit code for a bad option value, as for any Django command.
     assert_fails_clearly(
-        result, "argument --graceful-timeout", "is not a number of seconds", code=2
+        result, "argument --graceful-timeout: must be a number of seconds (0 or more), not ", code=2
     )
 
 
@@ -174,7 +176,8 @@ def test_bad_asgi_application(project, body, messages, reload):
         ),
         pytest.param(
             'ASGISERVE = {"BACKEND": "waitress"}',
-            ["ASGISERVE['BACKEND'] is 'waitress', which is not a backend. (asgiserve.E003)",
+            [f"ASGISERVE['BACKEND'] must be auto or one of {', '.join(NAMES)}, not 'waitress'. "
+             "(asgiserve.E003)",
              f"HINT: Choose one of: auto, {', '.join(NAMES)}."],
             id="backend",
         ),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import math
 import os
 import socket
 import sys
@@ -20,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, SystemCheckEr
 from django.db import connections
 from django.utils.version import get_docs_version
 
-from django_asgiserve import addrport, backends, checks, run_config, startup
+from django_asgiserve import addrport, backends, checks, run_config, startup, values
 from django_asgiserve import sockets as listening
 from django_asgiserve.management.fleet_arguments import add_fleet_arguments
 from django_asgiserve.process import memory
@@ -72,24 +71,24 @@ class Command(BaseCommand):  # type: ignore[misc]
         parser.add_argument("--skip-checks", action="store_true", help="Skip system checks.")
         parser.add_argument(
             "--backend",
-            choices=None,
+            type=values.BACKEND.parse,
             help=f"The ASGI server: {', '.join(backends.NAMES)} (default: ASGISERVE['BACKEND'], "
             "else the first installed).",
         )
         parser.add_argument(
             "--workers",
-            type=positive_int,
+            type=values.WORKERS.parse,
             default=1,
             help="Worker processes serving the socket (default 1). Each reload replaces all.",
         )
         parser.add_argument(
             "--graceful-timeout",
-            type=seconds,
+            type=values.GRACEFUL_TIMEOUT.parse,
             help="Seconds in-flight requests get to finish when a worker stops "
             f"(default {run_config.DEVELOPMENT_GRACE:g}, or {run_config.PRODUCTION_GRACE:g} with "
             "--noreload).",
         )
-        add_fleet_arguments(parser, seconds, positive_int)
+        add_fleet_arguments(parser)
         parser.add_argument(
             "--proxy-headers",
             action=argparse.BooleanOptionalAction,
@@ -99,6 +98,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         )
         parser.add_argument(
             "--forwarded-allow-ips",
+            type=values.FORWARDED_ALLOW_IPS.parse,
             metavar="IPS",
             help="Comma-separated addresses or networks of the proxies to trust, or '*' for "
             "any (default: ASGISERVE['FORWARDED_ALLOW_IPS'], else 127.0.0.1,::1).",
@@ -120,7 +120,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         )
         parser.add_argument(
             "--loop-warn-ms",
-            type=milliseconds,
+            type=values.LOOP_WARN_MS.parse,
             metavar="MS",
             help="Warn when a worker's event loop is blocked longer than MS milliseconds; 0 "
             f"turns it off (default: ASGISERVE['LOOP_WARN_MS'], else "
@@ -294,31 +294,3 @@ def public_hosts(sockets: list[socket.socket]) -> list[str]:
         if not loopback.is_loopback and host not in hosts:
             hosts.append(host)
     return hosts
-
-
-def seconds(value: str) -> float:
-    """``--graceful-timeout``: a finite number of seconds, 0 or more."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds (0 or more).")
-    return number
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-def milliseconds(value: str) -> float:
-    """``--loop-warn-ms``: a finite number of milliseconds, 0 or more."""
-    try:
-        return seconds(value)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a number of milliseconds (0 or more)."
-        ) from None
