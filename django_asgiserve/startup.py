@@ -138,13 +138,21 @@ class InsightOptions(TypedDict):
     request_cost: bool
     access_log: bool
     verbosity: int
+    pdb: bool
 
 
 def insight_options(
     options: dict[str, Any], serve_settings: ServeSettings, reload: bool
 ) -> InsightOptions:
     """The watchdog's threshold (on by default with the reloader), the request log, the
-    request-cost extras (with the reloader, on the request log) and the verbosity."""
+    request-cost extras (with the reloader, on the request log), the verbosity and ``--pdb``
+    (CommandError where it cannot be used)."""
+    if options.get("pdb"):
+        from django_asgiserve.insight.post_mortem import refusal
+
+        why = refusal(reload=reload, debug=settings.DEBUG, workers=options.get("workers") or 1)
+        if why is not None:
+            raise CommandError(why)
     loop_warn_ms = options.get("loop_warn_ms")
     if loop_warn_ms is None:
         loop_warn_ms = serve_settings.loop_warn_ms
@@ -158,6 +166,7 @@ def insight_options(
         "request_cost": reload and serve_settings.request_cost and bool(access_log),
         "access_log": bool(access_log),
         "verbosity": int(options.get("verbosity", 1)),
+        "pdb": bool(options.get("pdb")),
     }
 
 

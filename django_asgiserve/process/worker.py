@@ -124,11 +124,16 @@ def run(
 
 
 def insight_hooks(application: ASGIApp, config: ServerConfig, loaded: bool) -> ASGIApp:
-    """The event-loop watchdog around ``application``; query counting for the request log."""
+    """The event-loop watchdog around ``application``; query counting for the request log;
+    with ``--pdb``, the debugger at unhandled exceptions."""
     from django_asgiserve.insight import loop_watchdog, request_cost
 
     if loaded and config.request_cost:
         request_cost.install(debug=settings_debug())
+    if loaded and config.pdb:
+        from django_asgiserve.insight import post_mortem
+
+        post_mortem.install()
     return loop_watchdog.watch_loops(application, config.loop_warn_ms)
 
 

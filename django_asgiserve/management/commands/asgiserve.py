@@ -127,6 +127,13 @@ class Command(BaseCommand):  # type: ignore[misc]
             f"{run_config.DEFAULT_LOOP_WARN_MS:g} with the reloader, off with --noreload).",
         )
         parser.add_argument(
+            "--pdb",
+            action="store_true",
+            help="Open a post-mortem debugger (pdb) in this terminal where a view or middleware "
+            "raised an unhandled exception; the request gets its error page when you continue. "
+            "Development (DEBUG on, the reloader, one worker) only.",
+        )
+        parser.add_argument(
             "--access-log",
             action=argparse.BooleanOptionalAction,
             help="Log each request in runserver's format; --no-access-log leaves the request "
