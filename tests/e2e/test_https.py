@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import fcntl
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -22,11 +23,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from django_asgiserve.https import authority, location, names
+from tests.helpers.busy_cores import busy_cores
 from tests.helpers.commands import assert_fails_clearly, manage, serve_or_exit, write_settings
 from tests.helpers.edits import set_message
-from tests.helpers.local_ca import serve_https, served_certificate
+from tests.helpers.local_ca import LocalCA, serve_https, served_certificate
 from tests.helpers.polling import wait_for
-from tests.helpers.server import wait_body
+from tests.helpers.server import Server, wait_body, wait_for_nothing_left
 from tests.helpers.tls import HTTP_OVER_TLS
 
 MESSAGE = "hello from testproject"
@@ -41,12 +43,8 @@ def alternative_names(certificate: x509.Certificate) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_every_backend_serves_https_with_its_http_version_and_reloads(
-    start, project, backend, local_ca, workers
-):
-    server = serve_https(start, local_ca, "--backend", backend, "--workers", workers)
-    assert MADE in server.stdout.text
+def check_https(server: Server, backend: str, local_ca: LocalCA) -> None:
+    """The banner says https, and a strict client gets the backend's HTTP version."""
     assert f"server at https://127.0.0.1:{server.port}/" in server.stdout.text
     with httpx.Client(http2=True, verify=local_ca.context(), timeout=10) as client:
         # By name as a browser would: the certificate covers localhost too.
@@ -54,8 +52,28 @@ def test_every_backend_serves_https_with_its_http_version_and_reloads(
     assert response.status_code == 200
     assert (response.json()["scheme"], response.json()["is_secure"]) == ("https", True)
     assert response.http_version == HTTP_OVER_TLS[backend]
+
+
+def test_every_backend_serves_https_with_its_http_version_and_reloads(
+    start, project, backend, local_ca
+):
+    server = serve_https(start, local_ca, "--backend", backend)
+    assert MADE in server.stdout.text
+    check_https(server, backend, local_ca)
     set_message(project / "demo" / "views.py", MESSAGE, "reloaded over local HTTPS")
     wait_body(server, "/sync/", "reloaded over local HTTPS")
+
+
+def test_two_workers_a_reload_and_ctrl_c_with_both_cores_busy(start, project, backend, local_ca):
+    with busy_cores():
+        server = serve_https(start, local_ca, "--backend", backend, "--workers", "2")
+        assert MADE in server.stdout.text
+        check_https(server, backend, local_ca)
+        set_message(project / "demo" / "views.py", MESSAGE, "reloaded while busy")
+        wait_body(server, "/sync/", "reloaded while busy")
+        server.signal_group(signal.SIGINT)
+        assert server.wait_exit() == 0, server.output
+        wait_for_nothing_left(server)
 
 
 def test_the_authority_is_made_once_and_reused(start, local_ca):
@@ -102,17 +120,18 @@ def test_every_interface_adds_the_hostname(start, local_ca):
 def test_two_servers_starting_at_once_make_one_authority(start, local_ca):
     directory = location.prepare(local_ca.directory)
     lock = directory / "lock"
-    with open(lock, "a") as held:
+    with busy_cores(), open(lock, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         first = start("--https", env=local_ca.env)
         second = start("--https", env=local_ca.env)
         # Both are at the authority's door: neither can have made one yet.
         wait_for(lambda: waiting_on(lock) == 2, what="both servers to wait for the lock")
         assert not local_ca.ca_file.exists()
-    for server in (first, second):
-        server.wait_output("Quit the server with")
-        server.verify = local_ca.context()
-        server.wait_serving()
+        fcntl.flock(held, fcntl.LOCK_UN)
+        for server in (first, second):
+            server.wait_output("Quit the server with")
+            server.verify = local_ca.context()
+            server.wait_serving()
     assert [MADE in server.output for server in (first, second)].count(True) == 1
     for server in (first, second):
         served_certificate(server.port, local_ca.context())  # verified by the one authority

@@ -7,12 +7,16 @@ time. Refused with --noreload, DEBUG off or several workers; without it, no prom
 from __future__ import annotations
 
 import re
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.busy_cores import busy_cores
 from tests.helpers.commands import assert_fails_clearly, manage
+from tests.helpers.polling import DEADLINE, wait_for
+from tests.helpers.server import wait_for_nothing_left
 from tests.helpers.terminal import Pending, TerminalServer
 
 PROMPT = r"\(Pdb\) "
@@ -77,6 +81,16 @@ def test_a_middlewares_exception_and_one_prompt_at_a_time(terminal):
     assert not second.done.is_set()
     server.type("c")
     assert second.result().status_code == 500
+
+
+def test_ctrl_c_at_the_prompt_stops_everything_with_both_cores_busy(terminal, backend):
+    with busy_cores():
+        server = terminal("--pdb", "--backend", backend)
+        failing = debug(server, "/divide/", "divide", "divisor", "0")
+        server.signal_group(signal.SIGINT)
+        assert server.process.wait(DEADLINE) == 0, server.output
+        wait_for_nothing_left(server)
+    wait_for(failing.done.is_set, what="the waiting request to end with the server")
 
 
 def test_without_pdb_an_exception_waits_for_nobody(terminal):

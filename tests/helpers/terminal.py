@@ -87,8 +87,15 @@ class TerminalServer:
     def get(self, path: str) -> httpx.Response:
         return httpx.get(self.url + path, timeout=10)
 
+    def signal_group(self, signum: int) -> None:
+        """Send ``signum`` to the whole process group, as the terminal's Ctrl+C does."""
+        os.killpg(self.process.pid, signum)
+
+    def group_pids(self) -> list[int]:
+        return session_pids(self.process.pid)
+
     def kill(self) -> None:
-        for pid in session_pids(self.process.pid):
+        for pid in self.group_pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         if self.process.poll() is None:
