@@ -3,9 +3,9 @@
 One directory per user, the platform's place for application data: ``$XDG_DATA_HOME`` (else
 ``~/.local/share``) on Linux and other POSIX systems, ``~/Library/Application Support`` on macOS,
 ``%LOCALAPPDATA%`` on Windows, each with a ``django-asgiserve`` folder; ``ASGISERVE_CA_DIR``
-points elsewhere. The directory is the user's alone (0700) and every key in it is written with
-mode 0600 from its first byte, then renamed into place, so that no reader ever sees a key that
-is world-readable or half written. A lock file keeps two servers starting at once from making
+points elsewhere. The directory is made the user's alone (0700) and every key in it is written
+with mode 0600 from its first byte, then renamed into place, so that no reader ever sees a key
+that is world-readable or half written. A lock file keeps two servers starting at once from making
 two authorities. Nothing here needs ``cryptography``.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 ENVIRON_KEY = "ASGISERVE_CA_DIR"
 FOLDER = "django-asgiserve"
 #: Keys: the user's alone. The authority's certificate and server certificates may be read by
-#: anyone who can enter the directory (no one else: it is 0700).
+#: anyone who can enter the directory (no one else, in the 0700 one made here).
 PRIVATE = 0o600
 PUBLIC = 0o644
 DIRECTORY = 0o700
@@ -46,10 +46,9 @@ def authority_dir() -> Path:
 
 
 def prepare(directory: Path) -> Path:
-    """``directory``, created if missing, readable by the user alone."""
+    """``directory``, made readable by the user alone if missing (one that exists, perhaps
+    chosen with ``ASGISERVE_CA_DIR``, keeps its mode: the keys in it are 0600 anyway)."""
     directory.mkdir(mode=DIRECTORY, parents=True, exist_ok=True)
-    if os.name == "posix" and directory.stat().st_mode & 0o777 != DIRECTORY:
-        os.chmod(directory, DIRECTORY)
     return directory
 
 

@@ -98,6 +98,15 @@ def test_without_certutil_the_package_is_named(project, local_ca, tmp_path):
     assert nss.chromium_database(local_ca.home).exists is False
 
 
+def test_without_cryptography_the_extra_is_named(project, local_ca):
+    result = manage(project, "asgiserve_ca", "trust", hide=("cryptography",), env=local_ca.env)
+    assert_fails_clearly(
+        result,
+        "CommandError: manage.py asgiserve_ca needs the cryptography package",
+        'pip install "django-asgiserve[https]"',
+    )
+
+
 def test_an_unknown_action_is_a_usage_error(project, local_ca):
     result = ca_command(project, local_ca, "forget")
     assert result.code == 2
