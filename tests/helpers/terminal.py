@@ -4,10 +4,8 @@ there); and requests left waiting in the background while the test types."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -17,7 +15,7 @@ import httpx
 
 from tests.helpers.polling import DEADLINE, wait_for
 from tests.helpers.procfs import session_pids
-from tests.helpers.server import BANNER_URL, child_environ
+from tests.helpers.server import BANNER_URL, child_environ, kill_session
 
 
 class TerminalServer:
@@ -95,12 +93,7 @@ class TerminalServer:
         return session_pids(self.process.pid)
 
     def kill(self) -> None:
-        for pid in self.group_pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
+        kill_session(self.process)
         os.close(self.master)
 
 
