@@ -24,7 +24,6 @@ from tests.helpers.tls import HTTP_OVER_TLS
 pytestmark = pytest.mark.browser
 #: ``nextHopProtocol`` for what the backend speaks over TLS.
 ALPN = {"HTTP/2": "h2", "HTTP/1.1": "http/1.1"}
-IN_THREAD_BACKENDS = ("uvicorn", "hypercorn", "granian")
 RUN_TIMEOUT = 300
 
 
@@ -104,8 +103,9 @@ class SecureContextTests(ASGILiveServerTestCase):
 """
 
 
-@pytest.mark.parametrize("backend", IN_THREAD_BACKENDS)
-def test_the_live_server_over_https_gives_a_secure_context(project, local_ca, backend):
+def test_the_live_server_over_https_gives_a_secure_context(project, local_ca):
+    # One backend: the live server's TLS on each is test_https.py's (in process, no browser).
+    backend = "uvicorn"
     trust(project, local_ca)
     (project / "browser.py").write_text(CHROMIUM_MODULE)
     (project / "test_secure_context.py").write_text(PROJECT_TESTS)
