@@ -39,7 +39,7 @@ def request_latencies(host: str, port: int, count: int) -> list[float]:
 
 
 def asgi_server(backend: str) -> tuple[Callable[[], int], Callable[[], None]]:
-    from django_asgiserve.testing.live_server import ASGILiveServer
+    from django_asgiserve.live.server import ASGILiveServer
 
     server = ASGILiveServer(backend=backend)
 

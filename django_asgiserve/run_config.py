@@ -64,6 +64,8 @@ class ServerConfig:
     generation: str = ""
     #: Warn when a worker's event loop is blocked longer than this (0: no watchdog).
     loop_warn_ms: float = 0.0
+    #: ``--pdb``: a post-mortem debugger at each unhandled exception (see insight.post_mortem).
+    pdb: bool = False
     #: Whether the request log shows each request's duration (and queries, with DEBUG).
     request_cost: bool = False
     #: Whether requests are logged in runserver's format (``--no-access-log``: not at all).

@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_REQUESTS": 0,
     "MAX_REQUESTS_JITTER": 0,
     "MAX_WORKER_MEMORY": 0,
+    "HTTPS": False,
 }
 
 
@@ -91,6 +92,7 @@ FLAGS = (
     "SYNC_FAST_PATH",
     "REQUEST_COST",
     "ACCESS_LOG",
+    "HTTPS",
 )
 
 
@@ -115,7 +117,7 @@ class ServeSettings:
     proxy_headers: bool = False
     forwarded_allow_ips: tuple[str, ...] = DEFAULT_ALLOW_IPS
     lifespan_signals: bool = False
-    #: The backend of the tests' live server (see :mod:`django_asgiserve.testing.live_server`).
+    #: The backend of the tests' live server (see :mod:`django_asgiserve.live.server`).
     test_backend: str = "auto"
     sync_fast_path: bool = True
     #: The event-loop watchdog's threshold (None: the default for the mode; see startup.py).
@@ -133,6 +135,8 @@ class ServeSettings:
     max_requests: int = 0
     max_requests_jitter: int = 0
     max_worker_memory: int = 0
+    #: ``--https`` when the command line leaves it out (see :mod:`django_asgiserve.https`).
+    https: bool = False
 
 
 def raw() -> dict[str, Any]:
@@ -279,4 +283,5 @@ def load() -> ServeSettings:
         max_requests=merged["MAX_REQUESTS"],
         max_requests_jitter=merged["MAX_REQUESTS_JITTER"],
         max_worker_memory=merged["MAX_WORKER_MEMORY"],
+        https=merged["HTTPS"],
     )

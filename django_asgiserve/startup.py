@@ -9,6 +9,7 @@ import importlib.util
 import os
 import ssl
 import sys
+from collections.abc import Callable, Sequence
 from importlib import import_module
 from typing import Any, TypedDict
 
@@ -21,6 +22,7 @@ from django.core.management.color import color_style
 from django_asgiserve import backends, checks, upstream
 from django_asgiserve import settings as serve_settings_module
 from django_asgiserve.backends import Backend
+from django_asgiserve.https import option as https_option
 from django_asgiserve.run_config import (
     DEFAULT_LOOP_WARN_MS,
     DEVELOPMENT_GRACE,
@@ -30,8 +32,12 @@ from django_asgiserve.run_config import (
 from django_asgiserve.settings import ServeSettings
 
 
-def resolve(options: dict[str, Any]) -> ServerConfig:
-    """The run's configuration from the command's options over ``settings.ASGISERVE``.
+def resolve(
+    options: dict[str, Any], hosts: Sequence[str] = (), say: Callable[[str], object] = print
+) -> ServerConfig:
+    """The run's configuration from the command's options over ``settings.ASGISERVE``, for a
+    server listening on ``hosts`` (the names ``--https``'s certificate covers); ``say`` tells
+    the user what ``--https`` made for them.
 
     Raises ``CommandError`` (with the settings problem or the backend hint) when it cannot run.
     """
@@ -61,7 +67,10 @@ def resolve(options: dict[str, Any]) -> ServerConfig:
         proxy_headers = serve_settings.proxy_headers
     allow_ips = options.get("forwarded_allow_ips")  # checked by the parser (values.py)
     trusted = list(serve_settings.forwarded_allow_ips if allow_ips is None else allow_ips)
-    certfile, keyfile = tls_files(options.get("certfile"), options.get("keyfile"))
+    if https_option.wanted(options, serve_settings.https):
+        certfile, keyfile = https_option.files(hosts, say)
+    else:
+        certfile, keyfile = tls_files(options.get("certfile"), options.get("keyfile"))
     http3 = bool(options.get("http3"))
     if http3:
         check_http3(backend, bool(certfile), options.get("workers") or 1)
@@ -143,13 +152,21 @@ class InsightOptions(TypedDict):
     request_cost: bool
     access_log: bool
     verbosity: int
+    pdb: bool
 
 
 def insight_options(
     options: dict[str, Any], serve_settings: ServeSettings, reload: bool
 ) -> InsightOptions:
     """The watchdog's threshold (on by default with the reloader), the request log, the
-    request-cost extras (with the reloader, on the request log) and the verbosity."""
+    request-cost extras (with the reloader, on the request log), the verbosity and ``--pdb``
+    (CommandError where it cannot be used)."""
+    if options.get("pdb"):
+        from django_asgiserve.insight.post_mortem import refusal
+
+        why = refusal(reload=reload, debug=settings.DEBUG, workers=options.get("workers") or 1)
+        if why is not None:
+            raise CommandError(why)
     loop_warn_ms = options.get("loop_warn_ms")
     if loop_warn_ms is None:
         loop_warn_ms = serve_settings.loop_warn_ms
@@ -163,6 +180,7 @@ def insight_options(
         "request_cost": reload and serve_settings.request_cost and bool(access_log),
         "access_log": bool(access_log),
         "verbosity": int(options.get("verbosity", 1)),
+        "pdb": bool(options.get("pdb")),
     }
 
 
@@ -212,7 +230,9 @@ def check_http3(backend: type[Backend], tls: bool, workers: int) -> None:
             f"--http3 is served by the hypercorn backend only, not by {backend.name}."
         )
     if not tls:
-        raise CommandError("--http3 needs --certfile and --keyfile: QUIC is always encrypted.")
+        raise CommandError(
+            "--http3 needs --https, or --certfile and --keyfile: QUIC is always encrypted."
+        )
     if importlib.util.find_spec("aioquic") is None:
         raise CommandError(
             "HTTP/3 needs aioquic, which is not installed.\nHINT: Install it with: pip install "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.local_ca import LocalCA
 from tests.helpers.polling import DEADLINE, wait_for  # noqa: F401 - re-exported
 from tests.helpers.postgres import Cluster, binaries, cluster, unprivileged_user
 from tests.helpers.server import (  # noqa: F401 - re-exported
@@ -71,6 +72,14 @@ def start(project: Path) -> Iterator[Callable[..., Server]]:
     yield starter
     for server in servers:
         server.kill()
+
+
+@pytest.fixture
+def local_ca(tmp_path: Path) -> LocalCA:
+    """Where this test's ``--https`` servers keep their certificate authority, and the home
+    directory they (and Chromium) run in: never the user's."""
+    (tmp_path / "home").mkdir()
+    return LocalCA(tmp_path / "ca", tmp_path / "home")
 
 
 @pytest.fixture(scope="session")

@@ -84,12 +84,26 @@ def add_arguments(parser: ArgumentParser) -> None:
     )
     parser.add_argument("--keyfile", metavar="PATH", help="The certificate's private key.")
     parser.add_argument(
+        "--https",
+        action=argparse.BooleanOptionalAction,
+        help="Serve HTTPS with a certificate from a local certificate authority made on "
+        "first use (trust it once with manage.py asgiserve_ca trust); HTTP/2 as with "
+        "--certfile (default: ASGISERVE['HTTPS'], else off).",
+    )
+    parser.add_argument(
         "--loop-warn-ms",
         type=values.LOOP_WARN_MS.parse,
         metavar="MS",
         help="Warn when a worker's event loop is blocked longer than MS milliseconds; 0 "
         f"turns it off (default: ASGISERVE['LOOP_WARN_MS'], else "
         f"{run_config.DEFAULT_LOOP_WARN_MS:g} with the reloader, off with --noreload).",
+    )
+    parser.add_argument(
+        "--pdb",
+        action="store_true",
+        help="Open a post-mortem debugger (pdb) in this terminal where a view or middleware "
+        "raised an unhandled exception; the request gets its error page when you continue. "
+        "Development (DEBUG on, the reloader, one worker) only.",
     )
     parser.add_argument(
         "--access-log",
@@ -102,5 +116,5 @@ def add_arguments(parser: ArgumentParser) -> None:
         "--http3",
         action="store_true",
         help="Also serve HTTP/3 (QUIC) on the same UDP port: hypercorn with aioquic, "
-        "--certfile and --keyfile, one worker.",
+        "--https or --certfile and --keyfile, one worker.",
     )

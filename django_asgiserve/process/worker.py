@@ -162,6 +162,10 @@ def serve(
             from django_asgiserve.insight import request_cost
 
             request_cost.install(debug=settings_debug())
+        if not loaded.broken and config.pdb:
+            from django_asgiserve.insight import post_mortem
+
+            post_mortem.install()
         if not loaded.broken:
             backend.announce = lambda signal: signals.send(signal, config, backend)
         if not backend.manages_workers:

@@ -16,7 +16,7 @@ from typing import ClassVar
 from django.test import TransactionTestCase, modify_settings
 from django.utils.functional import classproperty
 
-from django_asgiserve.testing.live_server import DEFAULT_HOST, ASGILiveServer
+from django_asgiserve.live.server import DEFAULT_HOST, ASGILiveServer
 
 __all__ = ["ASGILiveServer", "ASGILiveServerTestCase"]
 
@@ -25,12 +25,15 @@ class ASGILiveServerTestCase(TransactionTestCase):  # type: ignore[misc]
     """A ``TransactionTestCase`` with the project served over ASGI at ``live_server_url``.
 
     ``host`` and ``port`` say where it listens (port 0: a free one); ``backend`` names the
-    server (None: ``ASGISERVE["TEST_BACKEND"]``, then the first that can serve in a thread).
+    server (None: ``ASGISERVE["TEST_BACKEND"]``, then the first that can serve in a thread);
+    ``https`` serves HTTPS with the local certificate authority's certificate, for pages that
+    need a secure context (``live_server.ca_file`` verifies it).
     """
 
     host: ClassVar[str] = DEFAULT_HOST
     port: ClassVar[int] = 0
     backend: ClassVar[str | None] = None
+    https: ClassVar[bool] = False
     live_server: ClassVar[ASGILiveServer]
 
     @classproperty  # type: ignore[untyped-decorator]
@@ -45,6 +48,6 @@ class ASGILiveServerTestCase(TransactionTestCase):  # type: ignore[misc]
     def setUpClass(cls) -> None:
         super().setUpClass()
         cls.enterClassContext(modify_settings(ALLOWED_HOSTS={"append": cls.allowed_host}))
-        cls.live_server = ASGILiveServer(cls.host, cls.port, cls.backend)
+        cls.live_server = ASGILiveServer(cls.host, cls.port, cls.backend, https=cls.https)
         cls.live_server.start()
         cls.addClassCleanup(cls.live_server.stop)

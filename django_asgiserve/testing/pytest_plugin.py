@@ -1,4 +1,5 @@
-"""The ``asgi_live_server`` fixture for pytest-django (loaded through the ``pytest11`` entry point).
+"""The ``asgi_live_server`` fixture for pytest-django (loaded through the ``pytest11`` entry point),
+and ``asgi_live_server_https``, the same over HTTPS (see :mod:`django_asgiserve.https`).
 
 Used as pytest-django's ``live_server``: started once per session (per xdist worker, each with
 its own port and test database), and a test that uses it gets ``transactional_db``, so rows it
@@ -15,9 +16,11 @@ import pytest
 from django_asgiserve import backends
 
 if TYPE_CHECKING:
-    from django_asgiserve.testing.live_server import ASGILiveServer
+    from django_asgiserve.live.server import ASGILiveServer
 
 BACKEND_OPTION = "asgi_live_server_backend"
+#: The fixtures that serve the project (each started once per session, when first used).
+LIVE_SERVERS = ("asgi_live_server", "asgi_live_server_https")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,7 +50,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # ask for them, and makes a test transactional when it asks for ``transactional_db``.
     for item in items:
         names = getattr(item, "fixturenames", None)
-        if names is not None and "asgi_live_server" in names and "transactional_db" not in names:
+        if names is None or "transactional_db" in names:
+            continue
+        if any(fixture in names for fixture in LIVE_SERVERS):
             names.append("transactional_db")
 
 
@@ -61,9 +66,22 @@ def asgi_live_server(
     request: pytest.FixtureRequest, django_db_setup: None
 ) -> Iterator[ASGILiveServer]:
     """The project's ``ASGI_APPLICATION`` served over ASGI in a thread, on the test database."""
-    from django_asgiserve.testing.live_server import ASGILiveServer, LiveServerError
+    yield from serve(request, https=False)
 
-    server = ASGILiveServer(backend=chosen_backend(request.config))
+
+@pytest.fixture(scope="session")
+def asgi_live_server_https(
+    request: pytest.FixtureRequest, django_db_setup: None
+) -> Iterator[ASGILiveServer]:
+    """``asgi_live_server`` over HTTPS, with a certificate from the local certificate authority
+    (``.ca_file`` verifies it; a browser must trust the authority: ``asgiserve_ca trust``)."""
+    yield from serve(request, https=True)
+
+
+def serve(request: pytest.FixtureRequest, *, https: bool) -> Iterator[ASGILiveServer]:
+    from django_asgiserve.live.server import ASGILiveServer, LiveServerError
+
+    server = ASGILiveServer(backend=chosen_backend(request.config), https=https)
     problem = None
     try:
         server.start()
@@ -78,13 +96,14 @@ def asgi_live_server(
 
 @pytest.fixture(autouse=True)
 def _asgi_live_server_helper(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Add the server's host to ``ALLOWED_HOSTS`` during a test that uses it (a session
+    """Add the servers' hosts to ``ALLOWED_HOSTS`` during a test that uses one (a session
     fixture cannot change settings for each test, as pytest-django's ``settings`` do)."""
-    if "asgi_live_server" not in request.fixturenames:
+    used = [name for name in LIVE_SERVERS if name in request.fixturenames]
+    if not used:
         yield
         return
     from django.test import modify_settings
 
-    server: ASGILiveServer = request.getfixturevalue("asgi_live_server")
-    with modify_settings(ALLOWED_HOSTS={"append": server.host}):
+    hosts = [request.getfixturevalue(name).host for name in used]
+    with modify_settings(ALLOWED_HOSTS={"append": hosts}):
         yield

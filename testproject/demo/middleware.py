@@ -1,4 +1,5 @@
-"""Middleware for the async-safety demo: one sync-only, one async-capable."""
+"""Middleware for the async-safety demo (one sync-only, one async-capable), and one that fails
+on one path (for --pdb)."""
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.utils.decorators import sync_and_async_middleware
@@ -26,5 +27,17 @@ def both_ways_middleware(get_response):
 
         def middleware(request):
             return get_response(request)
+
+    return middleware
+
+
+def failing_middleware(get_response):
+    """Raises on ``/fail-in-middleware/``: an unhandled exception outside any view."""
+
+    def middleware(request):
+        if request.path == "/fail-in-middleware/":
+            reason = "refused by the middleware"
+            raise ValueError(reason)
+        return get_response(request)
 
     return middleware

@@ -182,3 +182,25 @@ def grow(request):
     time.sleep(min(float(request.GET.get("pause", 0.1)), MAX_SLOW_SECONDS))
     held = sum(len(chunk) for chunk in HELD) // (1024 * 1024)
     return JsonResponse({"pid": os.getpid(), "held_mb": held})
+
+
+def secure_cookie(request):
+    """Whether the browser sent back the ``Secure`` cookie this view sets (it keeps one only
+    from an HTTPS page it trusts)."""
+    seen = request.COOKIES.get("secure_probe", "none")
+    response = HttpResponse(f"secure cookie: {seen}", content_type="text/plain")
+    response.set_cookie("secure_probe", "kept", secure=True, samesite="Lax")
+    return response
+
+
+def divide(request):
+    """1 divided by ?by= (default 0): an unhandled ZeroDivisionError, for --pdb."""
+    divisor = int(request.GET.get("by", 0))
+    return HttpResponse(str(1 / divisor), content_type="text/plain")
+
+
+async def async_divide(request):
+    """``divide`` as an async view (it fails on the event loop)."""
+    await asyncio.sleep(0)
+    divisor = int(request.GET.get("by", 0))
+    return HttpResponse(str(1 / divisor), content_type="text/plain")

@@ -40,6 +40,8 @@ Environment variables:
     from ``STATIC_ROOT`` after ``collectstatic``.
 ``ASGISERVE_DEMO_SYNC_MIDDLEWARE``
     ``"1"`` adds a sync-only and an async-capable middleware (``demo.middleware``).
+``ASGISERVE_DEMO_FAILING_MIDDLEWARE``
+    ``"1"`` adds a middleware that raises on ``/fail-in-middleware/``.
 ``ASGISERVE_DEMO_INSIGHT``
     JSON merged into ``ASGISERVE``, e.g. ``{"LOOP_WARN_MS": 50, "REQUEST_COST": false}``.
 """
@@ -98,6 +100,10 @@ if BROWSER_RELOAD:
 # Optional: the async-safety demo's middleware, one sync-only and one async-capable.
 if os.environ.get("ASGISERVE_DEMO_SYNC_MIDDLEWARE") == "1":
     MIDDLEWARE += ["demo.middleware.sync_only_middleware", "demo.middleware.both_ways_middleware"]
+
+# Optional: a middleware that raises on one path (--pdb's tests).
+if os.environ.get("ASGISERVE_DEMO_FAILING_MIDDLEWARE") == "1":
+    MIDDLEWARE.append("demo.middleware.failing_middleware")
 
 # Optional: django-debug-toolbar, shown to requests from this machine.
 DEBUG_TOOLBAR = (

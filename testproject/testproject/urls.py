@@ -23,6 +23,9 @@ urlpatterns = [
     path("queries/", views.queries, name="queries"),
     path("async-queries/", views.async_queries, name="async-queries"),
     path("grow/", views.grow, name="grow"),
+    path("secure-cookie/", views.secure_cookie, name="secure-cookie"),
+    path("divide/", views.divide, name="divide"),
+    path("async-divide/", views.async_divide, name="async-divide"),
     path("admin/", admin.site.urls),
 ]
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
+from tests.helpers.browser import CHROMIUM_MODULE
 from tests.helpers.server import child_environ
 
 IN_THREAD_BACKENDS = ("uvicorn", "hypercorn", "granian")
@@ -240,24 +241,7 @@ BOARD_TEMPLATE = """{% extends "base.html" %}
 {% endblock %}
 """
 
-CHROMIUM = """
-import tempfile
-
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-
-
-def chromium():
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", f"--user-data-dir={tempfile.mkdtemp()}",
-    ):
-        options.add_argument(argument)
-    return webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-"""
+CHROMIUM = CHROMIUM_MODULE
 
 PYTEST_BROWSER_TESTS = """
 import pytest
@@ -509,7 +493,7 @@ def test_test_backend_setting_is_checked_by_manage_py_test(live_project: Path) -
     ],
 )
 def test_backend_choice(settings: dict[str, str], chosen: str) -> None:
-    from django_asgiserve.testing.live_server import LiveServerError, choose_backend
+    from django_asgiserve.live.server import LiveServerError, choose_backend
 
     with override_settings(ASGISERVE=settings):
         assert choose_backend().name == chosen
@@ -525,7 +509,7 @@ def test_backend_choice(settings: dict[str, str], chosen: str) -> None:
 def test_a_port_in_use_is_one_clear_error() -> None:
     from django.db import connection
 
-    from django_asgiserve.testing.live_server import ASGILiveServer, LiveServerError
+    from django_asgiserve.live.server import ASGILiveServer, LiveServerError
 
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]

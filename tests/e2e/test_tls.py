@@ -22,18 +22,8 @@ from tests.helpers.commands import assert_fails_clearly, manage
 from tests.helpers.edits import set_message
 from tests.helpers.polling import DEADLINE, wait_for
 from tests.helpers.server import BACKENDS, Server, wait_body
+from tests.helpers.tls import H2C, HTTP_OVER_TLS
 
-#: What an HTTP/2-capable client gets over TLS (by ALPN), per backend. A backend not listed must
-#: at least serve HTTP/1.1 over TLS.
-HTTP_OVER_TLS = {
-    "uvicorn": "HTTP/1.1",
-    "hypercorn": "HTTP/2",
-    "daphne": "HTTP/2",
-    "granian": "HTTP/2",
-    "gunicorn": "HTTP/1.1",
-}
-#: Backends that answer HTTP/2 with prior knowledge (h2c) on a plain socket.
-H2C = {"hypercorn", "granian"}
 MESSAGE = "hello from testproject"
 
 
@@ -200,7 +190,7 @@ def encrypted(key_pem: bytes) -> bytes:
     ("args", "hide", "message"),
     [
         (["--backend", "uvicorn", "{tls}"], (), "--http3 is served by the hypercorn backend only"),
-        (["--backend", "hypercorn"], (), "--http3 needs --certfile and --keyfile"),
+        (["--backend", "hypercorn"], (), "--http3 needs --https, or --certfile and --keyfile"),
         (["--backend", "hypercorn", "{tls}"], ("aioquic",), "HTTP/3 needs aioquic"),
         (["--backend", "hypercorn", "--workers", "2", "{tls}"], (), "--http3 serves one worker"),
     ],

@@ -4,6 +4,7 @@ page shows (its text, polled against a deadline), never which request or event m
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 import time
@@ -27,6 +28,27 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
 )
 
+#: A module for a test project's own tests (written there as ``browser.py``): ``chromium()``
+#: starts the same headless Chromium, from the project's test process.
+CHROMIUM_MODULE = """
+import tempfile
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+
+def chromium():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", f"--user-data-dir={tempfile.mkdtemp()}",
+    ):
+        options.add_argument(argument)
+    return webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+"""
+
 
 def missing() -> str | None:
     """Why no browser test can run here, or None."""
@@ -41,8 +63,9 @@ def missing() -> str | None:
 
 
 @contextlib.contextmanager
-def session() -> Iterator[object]:
-    """A headless Chromium WebDriver with a profile of its own, quit at the end."""
+def session(home: Path | None = None) -> Iterator[object]:
+    """A headless Chromium WebDriver with a profile of its own, quit at the end; with ``home``,
+    Chromium's home directory, whose ``.pki/nssdb`` holds the certificates it trusts."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -51,7 +74,8 @@ def session() -> Iterator[object]:
     options.binary_location = str(CHROMIUM)
     for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    env = {**os.environ, "HOME": str(home)} if home is not None else None
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER), env=env))
     driver.set_page_load_timeout(30)
     try:
         yield driver

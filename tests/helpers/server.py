@@ -213,12 +213,17 @@ class Server:
         return session_pids(self.process.pid)
 
     def kill(self) -> None:
-        for pid in self.group_pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
+        kill_session(self.process)
+
+
+def kill_session(process: subprocess.Popen) -> None:
+    """SIGKILL ``process`` and every process of its session, and reap it."""
+    for pid in session_pids(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if process.poll() is None:
+        process.kill()
+    process.wait(10)
 
 
 class EventStream:

@@ -30,6 +30,7 @@ COMMAND_ONLY = {
     "insecure_serving",
     "skip_checks",
     "workers",
+    "pdb",
     "certfile",
     "keyfile",
     "http3",

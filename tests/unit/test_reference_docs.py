@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand
 
 import django_asgiserve
 from django_asgiserve import settings as serve_settings
+from django_asgiserve.management.commands import asgiserve_ca
 from django_asgiserve.management.commands.asgiserve import Command
 from django_asgiserve.testing import pytest_plugin
 from tests.helpers.server import REPO
@@ -19,6 +20,7 @@ from tests.helpers.server import REPO
 REFERENCE = REPO / "docs" / "reference.md"
 PACKAGE = Path(django_asgiserve.__file__).parent
 COMMAND = "manage.py asgiserve"
+CA_COMMAND = "manage.py asgiserve_ca"
 #: ":::{option} -6, --ipv6" ... ":::" (MyST colon fences; see docs/conf.py).
 BLOCK = re.compile(r"^:::\{(program|option|setting)\}[ \t]*([^\n]*)\n(.*?)^:::$", re.M | re.S)
 CHECK_ID = re.compile(r"asgiserve\.[EWI]\d{3}")
@@ -69,7 +71,14 @@ def test_every_option_the_page_documents_exists():
     documented = documented_options()
     stale = set(documented.get(COMMAND, {})) - parser_options(Command(), "asgiserve")
     assert not stale, f"{REFERENCE.name} documents options asgiserve no longer has: {stale}"
-    assert set(documented) == {COMMAND, "pytest"}, "an option block outside a known program"
+    assert set(documented) == {COMMAND, CA_COMMAND, "pytest"}, "an option of an unknown program"
+
+
+def test_the_page_documents_the_ca_command_exactly():
+    own = parser_options(asgiserve_ca.Command(), "asgiserve_ca") - parser_options(
+        BaseCommand(), "base"
+    )
+    assert set(documented_options().get(CA_COMMAND, {})) == own
 
 
 def test_the_pytest_option_is_documented_and_exists(pytestconfig: pytest.Config):

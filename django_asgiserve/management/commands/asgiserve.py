@@ -56,7 +56,8 @@ class Command(BaseCommand):  # type: ignore[misc]
                 "address and port, the .socket unit sets them."
             )
         address = addrport.parse(options["addrport"], ipv6=options["use_ipv6"])
-        server_config = startup.resolve(options)
+        hosts = [addrport.Address.of(s).host for s in sockets] if sockets else [address.host]
+        server_config = startup.resolve(options, hosts, say=self.stdout.write)
         try:
             listeners = listen(address, server_config, sockets)
         except listening.BindError as error:

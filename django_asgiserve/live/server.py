@@ -13,6 +13,8 @@ in the thread that request's sync code runs in: this module opens the outermost
 
 The backends that can run this way are those whose ``serves_in_thread`` is true; the server is
 the same backend class ``asgiserve`` serves with, on a socket bound here (port 0: a free one).
+With ``https=True`` it serves HTTPS with a certificate from the local certificate authority of
+``asgiserve --https`` (:mod:`django_asgiserve.https`), for pages that need a secure context.
 """
 
 from __future__ import annotations
@@ -23,104 +25,31 @@ import http.client
 import os
 import secrets
 import socket
+import ssl
 import threading
 import time
 from asyncio import AbstractEventLoop
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
-
-from django_asgiserve import backends
 from django_asgiserve.asgi import stack
 from django_asgiserve.asgi.types import ASGIApp, Receive, Scope, Send
+from django_asgiserve.live.backend import LiveServerError, choose_backend
+from django_asgiserve.live.connections import in_memory_connections, share_connections
 from django_asgiserve.process import worker
-from django_asgiserve.run_config import DEVELOPMENT_GRACE, ServerConfig
+from django_asgiserve.run_config import DEVELOPMENT_GRACE, ServerConfig, TLSFiles
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
 
     from django_asgiserve.backends.base import Backend
 
+__all__ = ["ASGILiveServer", "LiveServerError", "choose_backend"]
+
 DEFAULT_HOST = "127.0.0.1"
 #: Seconds to wait for the server to answer its first request, or to end once cancelled.
 STARTUP_TIMEOUT = 30.0
-
-
-class LiveServerError(Exception):
-    """The live server cannot be started (a backend that cannot serve in a thread, say)."""
-
-
-def choose_backend(name: str | None = None) -> type[Backend]:
-    """The backend to serve tests with: ``name`` when given (and not ``"auto"``), else
-    ``ASGISERVE["TEST_BACKEND"]``, else ``ASGISERVE["BACKEND"]`` when it can serve in a thread,
-    else the first installed of those that can."""
-    from django.core.exceptions import ImproperlyConfigured
-
-    from django_asgiserve import settings as settings_module
-
-    try:
-        serve_settings = settings_module.load()
-    except ImproperlyConfigured as error:
-        raise LiveServerError(str(error)) from None
-    in_thread = backends.in_thread_names()
-    chosen = name if name and name != "auto" else serve_settings.test_backend
-    if chosen == "auto" and serve_settings.backend in in_thread:
-        with contextlib.suppress(backends.BackendError):
-            return backends.get(serve_settings.backend)
-    if chosen == "auto":
-        for candidate in in_thread:
-            if backends.backend_class(candidate).is_installed():
-                return backends.backend_class(candidate)
-        raise LiveServerError(
-            "No ASGI server that can serve tests in the test process is installed.\n"
-            f'HINT: Install one of {", ".join(in_thread)}: pip install "django-asgiserve[uvicorn]"'
-        )
-    why = backends.why_not_in_thread(chosen)
-    if why is not None:
-        raise LiveServerError(
-            f"The live server's backend {why}.\nHINT: Choose one of: auto, {', '.join(in_thread)}."
-        )
-    try:
-        return backends.get(chosen)
-    except backends.BackendError as error:
-        hint = f"\nHINT: {error.hint}" if error.hint else ""
-        raise LiveServerError(f"{error}{hint}") from None
-
-
-def in_memory_connections() -> dict[str, BaseDatabaseWrapper]:
-    """This thread's connections to in-memory SQLite databases, which only it can reach."""
-    from django.db import connections
-
-    return {
-        conn.alias: conn
-        for conn in connections.all()
-        if conn.vendor == "sqlite" and conn.is_in_memory_db()
-    }
-
-
-def share_connections(app: ASGIApp, shared: dict[str, BaseDatabaseWrapper]) -> ASGIApp:
-    """Run each connection's sync code in one thread that uses the ``shared`` connections."""
-    from django.db import connections
-
-    if not shared:
-        return app
-
-    def install() -> None:
-        for alias, conn in shared.items():
-            connections[alias] = conn
-
-    async def sharing_app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await app(scope, receive, send)
-            return
-        # The outermost context decides the thread: Django's handler and every thread-sensitive
-        # sync_to_async inside (channels' database_sync_to_async is one) reuse it.
-        async with ThreadSensitiveContext():
-            await sync_to_async(install, thread_sensitive=True)()
-            await app(scope, receive, send)
-
-    return sharing_app
 
 
 def answer_probe(app: ASGIApp, path: str, serving: Callable[[AbstractEventLoop], None]) -> ASGIApp:
@@ -146,13 +75,25 @@ def cancel_everything(loop: AbstractEventLoop) -> None:
 class ASGILiveServer:
     """The project's application served on ``host``:``port`` in a thread, until :meth:`stop`.
 
-    ``str()`` and ``.url`` are its base URL, as with pytest-django's ``live_server``.
+    ``str()`` and ``.url`` are its base URL, as with pytest-django's ``live_server``. With
+    ``https``, it serves HTTPS and ``ca_file`` is the authority's certificate to verify it with.
     """
 
-    def __init__(self, host: str = DEFAULT_HOST, port: int = 0, backend: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        backend: str | None = None,
+        *,
+        https: bool = False,
+    ) -> None:
         self.host = host
         self.port = port
         self.backend_name = backend
+        self.https = https
+        #: With ``https``: the local authority's certificate (``ca.pem``), once started.
+        self.ca_file: Path | None = None
+        self._tls = TLSFiles("", "")
         self.backend: Backend | None = None
         self.error: BaseException | None = None
         self.shared: dict[str, BaseDatabaseWrapper] = {}
@@ -163,7 +104,7 @@ class ASGILiveServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.https else 'http'}://{host}:{self.port}"
 
     def __str__(self) -> str:
         return self.url
@@ -180,6 +121,8 @@ class ASGILiveServer:
         from django_asgiserve import settings as serve_settings
 
         backend_class = choose_backend(self.backend_name)
+        if self.https:
+            self._tls = self._certificate()
         self.shared = in_memory_connections()
         for conn in self.shared.values():
             conn.inc_thread_sharing()
@@ -195,6 +138,8 @@ class ASGILiveServer:
                     options=dict(options),
                     reload=False,
                     graceful_timeout=DEVELOPMENT_GRACE,
+                    certfile=self._tls.certfile,
+                    keyfile=self._tls.keyfile,
                 )
             )
             # The backend adopts (and closes) the socket it serves: give it a copy.
@@ -207,6 +152,17 @@ class ASGILiveServer:
         except BaseException:
             self.stop()
             raise
+
+    def _certificate(self) -> TLSFiles:
+        """The local authority's certificate for this host: ServerConfig's TLS fields."""
+        from django_asgiserve.https.serving import HTTPSError, server_files
+
+        try:
+            issued = server_files([self.host])
+        except HTTPSError as error:
+            raise LiveServerError(str(error).replace("--https", "The HTTPS live server")) from None
+        self.ca_file = issued.certfile.parent / "ca.pem"
+        return TLSFiles(str(issued.certfile), str(issued.keyfile))
 
     def _listen(self) -> socket.socket:
         try:
@@ -259,7 +215,7 @@ class ASGILiveServer:
                     f"The live server ({self.backend_name or 'auto'}) stopped at start-up: "
                     f"{self.error!r}"
                 ) from self.error
-            connection = http.client.HTTPConnection(self.host, self.port, timeout=5)
+            connection = self._connection()
             try:
                 connection.request("GET", probe)
                 if connection.getresponse().status == 204:
@@ -271,6 +227,12 @@ class ASGILiveServer:
             if time.monotonic() > deadline:
                 raise LiveServerError(f"The live server did not answer within {STARTUP_TIMEOUT}s.")
             time.sleep(0.02)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.ca_file is None:
+            return http.client.HTTPConnection(self.host, self.port, timeout=5)
+        context = ssl.create_default_context(cafile=self.ca_file)
+        return http.client.HTTPSConnection(self.host, self.port, timeout=5, context=context)
 
     def stop(self) -> None:
         """Stop serving (open connections get the grace period, then are dropped) and close the
