@@ -19,11 +19,11 @@ import time
 
 import httpx
 
-from tests.helpers.busy_cores import busy_cores
 from tests.helpers.data_writes import LAZY_MODULES, PER_REQUEST, DataWriter, install
 from tests.helpers.edits import RELOADING, write
 from tests.helpers.polling import wait_for
 from tests.helpers.server import BANNER_URL
+from tests.helpers.spinning import busy_cores
 
 #: Server starts per backend, both cores busy. Before the fix, 6 starts of 80 (16 per backend)
 #: reloaded on a data file or printed the race's traceback: 4 suffice to see it most times.

@@ -23,12 +23,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from django_asgiserve.https import authority, location, names
-from tests.helpers.busy_cores import busy_cores
 from tests.helpers.commands import assert_fails_clearly, manage, serve_or_exit, write_settings
 from tests.helpers.edits import set_message
 from tests.helpers.local_ca import LocalCA, serve_https, served_certificate
 from tests.helpers.polling import wait_for
 from tests.helpers.server import Server, wait_body, wait_for_nothing_left
+from tests.helpers.spinning import busy_cores
 from tests.helpers.tls import HTTP_OVER_TLS
 
 MESSAGE = "hello from testproject"

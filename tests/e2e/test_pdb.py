@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.busy_cores import busy_cores
 from tests.helpers.commands import assert_fails_clearly, manage
 from tests.helpers.polling import DEADLINE, wait_for
 from tests.helpers.server import wait_for_nothing_left
+from tests.helpers.spinning import busy_cores
 from tests.helpers.terminal import Pending, TerminalServer
 
 PROMPT = r"\(Pdb\) "
