@@ -34,6 +34,10 @@ PACKAGE_DIR = str(Path(access_log.__file__).resolve().parent.parent) + os.sep
 REQUEST_CODES: frozenset[CodeType] = frozenset(
     {access_log._logged_http.__code__, access_log._logged_websocket.__code__}
 )
+#: asyncio's own loop machinery (``run_forever``, ``_run_once``, ``Runner.run``): what a loop
+#: runs is called from inside these frames, what started the loop (``manage.py``, a server's
+#: ``run``) is outside them and is never what blocks it.
+LOOP_MACHINERY = frozenset({asyncio.base_events.__file__, asyncio.runners.__file__})
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,8 @@ def describe(innermost: FrameType, scope: Scope | None = None) -> Stall | None:
         if frame.f_code in REQUEST_CODES:
             break
         frame = frame.f_back
+        if frame is not None and frame.f_code.co_filename in LOOP_MACHINERY:
+            break
     if request is None and project is None:
         return None
     if project is innermost:
