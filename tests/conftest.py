@@ -7,6 +7,7 @@ that test modules written against this module keep working.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,6 +29,15 @@ from tests.helpers.server import (  # noqa: F401 - re-exported
     copy_project,
     port_is_free,
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A test run started in the background by a non-interactive shell (``cmd &``, nohup, some
+    # CI runners) inherits SIGINT ignored, and so would every server it starts: Python leaves
+    # an ignored SIGINT ignored, so a Ctrl+C test's early signal would be lost. Servers start
+    # as from a terminal: SIGINT at its default (a handled signal is reset to it by exec).
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
