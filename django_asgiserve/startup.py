@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError, SystemCheckError
 from django.core.management.color import color_style
 
-from django_asgiserve import backends, checks, upstream
+from django_asgiserve import backends, checks, process_models, upstream
 from django_asgiserve import settings as serve_settings_module
 from django_asgiserve.backends import Backend
 from django_asgiserve.https import option as https_option
@@ -101,6 +101,9 @@ def resolve(
         http3=http3,
         **insight_options(options, serve_settings, reload),
         **fleet_options(options, serve_settings),
+        **process_models.choose(
+            options.get("process_model"), serve_settings.process_model, backend.name
+        ),
     )
 
 

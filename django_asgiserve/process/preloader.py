@@ -22,7 +22,7 @@ import threading
 import traceback
 from dataclasses import replace
 
-from django_asgiserve import backends
+from django_asgiserve import backends, platforms
 from django_asgiserve.asgi.error_page import ExcInfo
 from django_asgiserve.process import interrupts
 from django_asgiserve.process.protocol import Channel, PreloaderChannel
@@ -49,7 +49,7 @@ def main() -> None:
     setup_error = set_up_django()
     from django_asgiserve.reload.sources import module_files
 
-    can_fork = hasattr(os, "fork") and backend.fork_safe and threading.active_count() == 1
+    can_fork = platforms.can_fork() and backend.fork_safe and threading.active_count() == 1
     channel.send(
         {
             "event": "booted",
@@ -152,7 +152,7 @@ def reap(children: set[int]) -> None:
 
 def die_with_parent() -> None:
     """On Linux, have the kernel end this process the moment the supervisor dies."""
-    if not sys.platform.startswith("linux"):
+    if not platforms.has_parent_death_signal():
         return
     try:
         libc = ctypes.CDLL(None, use_errno=True)

@@ -63,7 +63,8 @@ class StreamConnection:
     async def open(
         cls, sock: socket.socket, pid: int
     ) -> tuple[StreamConnection, asyncio.StreamReader]:
-        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=LINE_LIMIT)
+        # open_connection, not open_unix_connection: a Windows channel is a TCP socket pair.
+        reader, writer = await asyncio.open_connection(sock=sock, limit=LINE_LIMIT)
         return cls(sock, writer, pid), reader
 
     def send(self, message: PreloaderCommand | WorkerCommand) -> None:

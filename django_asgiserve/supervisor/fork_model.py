@@ -18,14 +18,13 @@ import socket
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
-from django_asgiserve.process.protocol import WorkerEvent
+from django_asgiserve import platforms
 from django_asgiserve.run_config import ServerConfig
-from django_asgiserve.supervisor.children import StreamConnection, Worker, read_messages
+from django_asgiserve.supervisor.children import StreamConnection, Worker
 from django_asgiserve.supervisor.clock import Clock
-from django_asgiserve.supervisor.events import Event, WorkerGone, worker_event
+from django_asgiserve.supervisor.events import Event, WorkerGone, follow
 from django_asgiserve.supervisor.preloader_set import PreloaderSet
 from django_asgiserve.supervisor.preloaders import Preloader
 from django_asgiserve.supervisor.tasks import Tasks
@@ -49,8 +48,11 @@ class ForkLauncher:
         tasks: Tasks,
         clock: Clock,
         warn: Callable[[str], None],
+        unsafe: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
+        #: Told why when fork proves unsafe (see :mod:`switching_model`); None: fork regardless.
+        self.unsafe = unsafe
         #: Whether worker ``k`` serves ``sockets[k]`` alone (SO_REUSEPORT twins).
         self.socket_per_worker = socket_per_worker
         #: The supervisor's own sockets, which a worker forked here closes.
@@ -58,7 +60,9 @@ class ForkLauncher:
         self.post = post
         self.tasks = tasks
         self.clock = clock
-        self.preloaders = PreloaderSet(config, sockets, tasks=tasks, clock=clock, warn=warn)
+        self.preloaders = PreloaderSet(
+            config, sockets, tasks=tasks, clock=clock, warn=warn, unsafe=unsafe
+        )
         #: The first workers, forked before the event loop: (pid, our end, seat).
         self.stock: list[tuple[int, socket.socket, int]] = []
         self.readers: set[asyncio.Task[None]] = set()
@@ -68,7 +72,7 @@ class ForkLauncher:
 
     def prepare(self, seats: int, generation: str) -> None:
         """Fork the first workers from this process, only before any thread has started."""
-        if not hasattr(os, "fork") or threading.active_count() > 1:
+        if not platforms.can_fork() or threading.active_count() > 1:
             return
         from django_asgiserve import backends
         from django_asgiserve.process import forking
@@ -139,19 +143,15 @@ class ForkLauncher:
 
     async def read(self, worker: Worker, reader: asyncio.StreamReader) -> None:
         try:
-            await read_messages(reader, partial(self.heard, worker))
+            await follow(worker, reader, self.post)
         finally:
-            worker.closed()
+            if not worker.loaded.done() and not worker.told_to_stop and self.unsafe is not None:
+                self.unsafe("a forked worker died before it had loaded")
             if isinstance(worker.origin, Preloader):
                 worker.origin.workers.discard(worker)
             else:  # our own child: collect its exit status
                 self.tasks.start(self.reap(worker.pid), "reap")
             self.post(WorkerGone(worker))
-
-    def heard(self, worker: Worker, message: WorkerEvent) -> None:
-        said = worker.received(message)
-        if said is not None and (event := worker_event(worker, said)) is not None:
-            self.post(event)
 
     async def reap(self, pid: int) -> None:
         for _try in range(REAP_TRIES):

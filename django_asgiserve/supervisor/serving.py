@@ -1,4 +1,4 @@
-"""The supervisor put together for the management command: the fork model, the real clock, the
+"""The supervisor put together for the management command: the process model, the real clock, the
 drain, --metrics, the reloader's watcher, the signals, and runserver's checks on a thread of their
 own, then its loop run until every child has stopped (see :mod:`supervisor`)."""
 
@@ -13,17 +13,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from django_asgiserve import backends
+from django_asgiserve import backends, platforms
 from django_asgiserve.process import interrupts
 from django_asgiserve.reload.watcher import Watcher
 from django_asgiserve.run_config import ServerConfig
-from django_asgiserve.supervisor.clock import MonotonicClock
+from django_asgiserve.supervisor.clock import Clock, MonotonicClock
 from django_asgiserve.supervisor.draining import Drain
-from django_asgiserve.supervisor.events import EditsSeen, HangupAsked, StopAsked
+from django_asgiserve.supervisor.events import EditsSeen, Event, HangupAsked, StopAsked
 from django_asgiserve.supervisor.fork_model import ForkLauncher
+from django_asgiserve.supervisor.launches import Launcher
 from django_asgiserve.supervisor.metrics_listener import MetricsListener
+from django_asgiserve.supervisor.spawn_model import SpawnLauncher
 from django_asgiserve.supervisor.supervisor import Outcome, Say, Supervisor
+from django_asgiserve.supervisor.switching_model import SwitchingLauncher
 from django_asgiserve.supervisor.tally import WorkerTally
+from django_asgiserve.supervisor.tasks import Tasks
 
 
 @dataclass
@@ -60,15 +64,8 @@ def serve(run: Run) -> Outcome:
     clock = MonotonicClock()
     supervisor = Supervisor(
         config,
-        launcher=lambda post, tasks: ForkLauncher(
-            config,
-            run.sockets,
-            socket_per_worker=run.socket_per_worker,
-            private=[metrics.sock] if metrics else [],
-            post=post,
-            tasks=tasks,
-            clock=clock,
-            warn=run.warn,
+        launcher=lambda post, tasks: process_model(
+            run, config, [metrics.sock] if metrics else [], post, tasks, clock
         ),
         size=size,
         socket_per_worker=run.socket_per_worker,
@@ -85,6 +82,44 @@ def serve(run: Run) -> Outcome:
     # Before the event loop: workers forked from here must not inherit its signal handling.
     supervisor.launcher.prepare(size, pool.generation)
     return asyncio.run(running(supervisor, run, metrics))
+
+
+def process_model(
+    run: Run,
+    config: ServerConfig,
+    private: list[socket.socket],
+    post: Callable[[Event], None],
+    tasks: Tasks,
+    clock: Clock,
+) -> Launcher:
+    """The run's process model: spawn, fork, or (fork by default) fork until it proves unsafe."""
+    spawn = SpawnLauncher(
+        config,
+        run.sockets,
+        socket_per_worker=run.socket_per_worker,
+        post=post,
+        tasks=tasks,
+        clock=clock,
+    )
+    if config.process_model == platforms.SPAWN:
+        return spawn
+
+    def fork(unsafe: Callable[[str], None] | None) -> ForkLauncher:
+        return ForkLauncher(
+            config,
+            run.sockets,
+            socket_per_worker=run.socket_per_worker,
+            private=private,
+            post=post,
+            tasks=tasks,
+            clock=clock,
+            warn=run.warn,
+            unsafe=unsafe,
+        )
+
+    if config.process_model_forced:
+        return fork(None)
+    return SwitchingLauncher(fork, spawn, run.warn)
 
 
 async def running(supervisor: Supervisor, run: Run, metrics: MetricsListener | None) -> Outcome:

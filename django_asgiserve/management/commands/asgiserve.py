@@ -136,6 +136,7 @@ class Command(BaseCommand):  # type: ignore[misc]
             f"Django version {django.get_version()}, using settings {settings.SETTINGS_MODULE!r}",
             f"Starting ASGI/{backend.name} {backend.version()} {mode} server at {urls[0]}",
             *(f"Also listening at {url}" for url in urls[1:]),
+            f"Workers: {server_config.process_model} (--process-model).",
             *([f"Metrics at {self.metrics_url}"] if self.metrics_url else []),
             f"Quit the server with {quit_command}.",
         ]

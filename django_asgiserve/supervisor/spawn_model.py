@@ -1,0 +1,150 @@
+"""The spawn model: each worker is a fresh interpreter (:mod:`django_asgiserve.process.spawned`)
+that imports the project itself and runs the same worker code as a forked one, handed its
+channel and sockets by :mod:`~django_asgiserve.process.handover`. Every start imports new code,
+so a reload costs an interpreter's start-up and the project's import; there is nothing else to
+start, retire or teach.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from django_asgiserve.process import handover, spawned
+from django_asgiserve.run_config import ENVIRON_KEY, ServerConfig
+from django_asgiserve.supervisor.children import StreamConnection, Worker
+from django_asgiserve.supervisor.clock import Clock
+from django_asgiserve.supervisor.events import Event, WorkerGone, follow
+from django_asgiserve.supervisor.preloaders import interpreter_arguments
+from django_asgiserve.supervisor.tasks import Tasks
+
+#: Tries, a tenth of a second apart, to collect a spawned worker's exit status.
+REAP_TRIES = 20
+
+
+class SpawnedConnection(StreamConnection):
+    """A spawned worker's channel; killing it kills its process (on every platform)."""
+
+    def __init__(self, sock: socket.socket, writer: asyncio.StreamWriter, child: handover.Spawned):
+        super().__init__(sock, writer, child.process.pid)
+        self.child = child
+
+    def kill(self) -> None:
+        if self.child.process.poll() is None:
+            self.child.process.kill()
+
+
+class SpawnLauncher:
+    """Starts each worker in a new interpreter; implements
+    :class:`~django_asgiserve.supervisor.launches.Launcher`."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        sockets: Sequence[socket.socket],
+        *,
+        socket_per_worker: bool,
+        post: Callable[[Event], None],
+        tasks: Tasks,
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self.sockets = sockets
+        #: Whether worker ``k`` serves ``sockets[k]`` alone (SO_REUSEPORT twins).
+        self.socket_per_worker = socket_per_worker
+        self.post = post
+        self.tasks = tasks
+        self.clock = clock
+        self.children: set[handover.Spawned] = set()
+        self.readers: set[asyncio.Task[None]] = set()
+
+    def prepare(self, seats: int, generation: str) -> None:
+        """Nothing to do before the event loop: no process is forked."""
+
+    async def start(
+        self,
+        seats: Sequence[int],
+        generation: str,
+        *,
+        fresh: bool,
+        changed: Collection[Path],
+        started: Callable[[Worker], None],
+    ) -> bool:
+        for seat in seats:
+            started(await self.spawn(seat, generation))
+        return True
+
+    async def spawn(self, seat: int, generation: str) -> Worker:
+        slot = seat if self.socket_per_worker else None
+        config = replace(self.config, generation=generation).for_slot(slot)
+        sockets = [self.sockets[slot]] if slot is not None else list(self.sockets)
+        ours, theirs = socket.socketpair()
+        env = {**os.environ, ENVIRON_KEY: config.to_environ()}
+        try:
+            child = handover.spawn(
+                [*interpreter_arguments(), "-c", spawned.BOOTSTRAP],
+                env,
+                theirs,
+                sockets,
+                [*config.socket_fds, *config.board_fds],
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.children.add(child)
+        opened, reader = await StreamConnection.open(ours, child.process.pid)
+        worker = Worker(SpawnedConnection(ours, opened.writer, child), seat, generation, child)
+        task = asyncio.ensure_future(self.read(worker, reader, child))
+        self.readers.add(task)
+        task.add_done_callback(self.readers.discard)
+        return worker
+
+    async def read(
+        self, worker: Worker, reader: asyncio.StreamReader, child: handover.Spawned
+    ) -> None:
+        try:
+            await follow(worker, reader, self.post)
+        finally:
+            self.tasks.start(self.reap(child), "reap")
+            self.post(WorkerGone(worker))
+
+    async def reap(self, child: handover.Spawned) -> None:
+        """Collect its exit status, then let go of it (its lifeline ends it if it lingers)."""
+        for _try in range(REAP_TRIES):
+            if child.process.poll() is not None:
+                break
+            await self.clock.sleep(0.1)
+        child.release()
+        self.children.discard(child)
+
+    def warm_up(self) -> None:
+        """Nothing to warm: every start is a fresh interpreter."""
+
+    def installed(self, workers: Collection[Worker]) -> None:
+        """Nothing outlives the workers it replaces."""
+
+    def discard(self, workers: Collection[Worker]) -> None:
+        """Nothing was started for them alone."""
+
+    def learn(self, modules: list[str]) -> None:
+        """Each worker imports what it needs itself."""
+
+    async def stop(self) -> None:
+        """Nothing runs besides the workers."""
+
+    def kill(self) -> None:
+        for child in self.children:
+            if child.process.poll() is None:
+                child.process.kill()
+
+    def close(self) -> None:
+        for task in self.readers:
+            task.cancel()
+        for child in self.children:
+            child.release()
