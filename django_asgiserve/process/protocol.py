@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 from typing import Generic, Literal, TypedDict, TypeVar, cast
 
@@ -217,6 +218,8 @@ class Channel(Generic[Outgoing, Incoming]):
         Only for a channel whose sender waits for an answer before it sends again, so that a
         read never takes part of the next message (and its descriptors) along.
         """
+        if sys.platform == "win32":  # the fork model's preloader only: not there
+            return None, []
         try:
             head, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, max_fds)
             line = bytearray(head)

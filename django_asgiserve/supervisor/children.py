@@ -9,14 +9,12 @@ becomes one of the supervisor's events (:func:`~django_asgiserve.supervisor.even
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, cast
 
+from django_asgiserve import platforms
 from django_asgiserve.process.protocol import (
     LoadedEvent,
     PreloaderCommand,
@@ -76,8 +74,7 @@ class StreamConnection:
 
     def kill(self) -> None:
         if self.pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+            platforms.kill(self.pid)
 
 
 async def read_messages(reader: asyncio.StreamReader, receive: Callable[[Incoming], None]) -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
@@ -81,7 +81,7 @@ class ForkLauncher:
         # The command runs the start-up checks itself: these workers need not repeat them.
         config = replace(self.config, skip_checks=True, generation=generation)
         for seat in range(seats):
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            ours, theirs = socket.socketpair()
             siblings = [sock for _pid, sock, _seat in self.stock]
             pid = forking.fork_worker(
                 config.for_slot(self.slot(seat)),
@@ -154,6 +154,8 @@ class ForkLauncher:
             self.post(WorkerGone(worker))
 
     async def reap(self, pid: int) -> None:
+        if sys.platform == "win32":  # never forked there
+            return
         for _try in range(REAP_TRIES):
             with contextlib.suppress(ChildProcessError):
                 if os.waitpid(pid, os.WNOHANG)[0]:
@@ -177,8 +179,7 @@ class ForkLauncher:
 
     def kill(self) -> None:
         for pid, _sock, _seat in self.stock:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            platforms.kill(pid)
         self.preloaders.kill()
 
     def close(self) -> None:

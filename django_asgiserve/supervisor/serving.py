@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -123,11 +124,7 @@ def process_model(
 
 
 async def running(supervisor: Supervisor, run: Run, metrics: MetricsListener | None) -> Outcome:
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, supervisor.post, StopAsked(signum))
-    if hasattr(signal, "SIGHUP"):
-        loop.add_signal_handler(signal.SIGHUP, supervisor.post, HangupAsked())
+    take_signals(asyncio.get_running_loop(), supervisor.post)
     interrupts.release_stops()
     watching = None
     if supervisor.config.reload:
@@ -147,6 +144,22 @@ async def running(supervisor: Supervisor, run: Run, metrics: MetricsListener | N
             sock.close()
         if metrics is not None:  # last: it answers while the workers drain
             await metrics.stop()
+
+
+def take_signals(loop: asyncio.AbstractEventLoop, post: Callable[[Event], None]) -> None:
+    """Ctrl+C and SIGTERM stop, SIGHUP restarts the workers (Windows: Ctrl+C and Ctrl+Break
+    stop; it has no SIGHUP, and its event loops no signal handlers of their own)."""
+    stops = [signal.SIGINT, signal.SIGTERM]
+    if sys.platform == "win32":
+        stops.append(signal.SIGBREAK)
+    if platforms.is_windows():
+        for signum in stops:
+            signal.signal(signum, lambda got, _: loop.call_soon_threadsafe(post, StopAsked(got)))
+        return
+    for signum in stops:
+        loop.add_signal_handler(signum, post, StopAsked(signum))
+    if sys.platform != "win32" and platforms.has_hangup():
+        loop.add_signal_handler(signal.SIGHUP, post, HangupAsked())
 
 
 async def watch(watcher: Watcher, roots: set[Path], supervisor: Supervisor) -> None:
