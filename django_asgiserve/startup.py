@@ -47,6 +47,8 @@ def resolve(
     except ImproperlyConfigured as error:
         raise CommandError(str(error)) from error
     name = options.get("backend") or serve_settings.backend
+    if name in backends.NAMES:  # before its probes, which would fail for the same reason
+        process_models.check_backend_runs_here(name)
     # Checked here, not as a registered system check: only serving needs the server installed.
     report, serious = checks.serving_report(checks.backend_installed(name), color_style())
     if serious:
