@@ -9,18 +9,18 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from django_asgiserve.supervisor.children import Worker
-from django_asgiserve.supervisor.fork_model import ForkLauncher
-from django_asgiserve.supervisor.spawn_model import SpawnLauncher
+from django_asgiserve.supervisor.launches import Launcher
 
 
 class SwitchingLauncher:
     """Forks, or spawns once told fork is unsafe (:meth:`fork_unsafe`); implements
-    :class:`~django_asgiserve.supervisor.launches.Launcher`."""
+    :class:`~django_asgiserve.supervisor.launches.Launcher`. ``fork`` makes the fork model,
+    given what to call when fork proves unsafe."""
 
     def __init__(
         self,
-        fork: Callable[[Callable[[str], None]], ForkLauncher],
-        spawn: SpawnLauncher,
+        fork: Callable[[Callable[[str], None]], Launcher],
+        spawn: Launcher,
         say: Callable[[str], None],
     ) -> None:
         self.fork = fork(self.fork_unsafe)
