@@ -59,11 +59,14 @@ class SpawnLauncher:
         self.post = post
         self.tasks = tasks
         self.clock = clock
+        self.first_generation = ""
         self.children: set[handover.Spawned] = set()
         self.readers: set[asyncio.Task[None]] = set()
 
     def prepare(self, seats: int, generation: str) -> None:
-        """Nothing to do before the event loop: no process is forked."""
+        """Nothing to start before the event loop: no process is forked. The command runs the
+        start-up checks itself: the first generation's workers need not repeat them."""
+        self.first_generation = generation
 
     async def start(
         self,
@@ -80,7 +83,11 @@ class SpawnLauncher:
 
     async def spawn(self, seat: int, generation: str) -> Worker:
         slot = seat if self.socket_per_worker else None
-        config = replace(self.config, generation=generation).for_slot(slot)
+        first = generation == self.first_generation
+        config = replace(
+            self.config, generation=generation, skip_checks=first or self.config.skip_checks
+        )
+        config = config.for_slot(slot)
         sockets = [self.sockets[slot]] if slot is not None else list(self.sockets)
         ours, theirs = socket.socketpair()
         env = {**os.environ, ENVIRON_KEY: config.to_environ()}

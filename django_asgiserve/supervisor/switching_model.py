@@ -36,6 +36,7 @@ class SwitchingLauncher:
 
     def prepare(self, seats: int, generation: str) -> None:
         self.fork.prepare(seats, generation)
+        self.spawn.prepare(seats, generation)
 
     async def start(
         self,

@@ -15,13 +15,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import tiny_project
 from tests.helpers.commands import assert_fails_clearly, manage
 from tests.helpers.edits import ORIGINAL, set_message
 from tests.helpers.hammer import Hammer
 from tests.helpers.polling import wait_for
 from tests.helpers.process_models import simulated
 from tests.helpers.procfs import LISTEN, tcp_sockets
-from tests.helpers.server import Server, wait_body, wait_for_nothing_left, worker_pid
+from tests.helpers.server import (
+    BANNER_URL,
+    Server,
+    wait_body,
+    wait_for_nothing_left,
+    worker_pid,
+)
 
 SWITCHED = "Spawning workers from now on: "
 #: What the project's start-up does in each case, appended to its settings.
@@ -37,7 +44,10 @@ _os.register_at_fork(after_in_child=_os.abort)
 
 
 def cmdline(pid: int) -> bytes:
-    return Path(f"/proc/{pid}/cmdline").read_bytes()
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # it has gone
+        return b""
 
 
 def is_spawned(pid: int) -> bool:
@@ -155,3 +165,20 @@ def test_fork_on_simulated_macos_shares_one_socket(start):
 def test_simulated_windows_refuses_what_it_cannot_run(project, args, message):
     result = manage(project, "asgiserve", "--noreload", *args, env=simulated("win32"))
     assert_fails_clearly(result, message)
+
+
+@pytest.mark.parametrize("platform", ["linux", "win32", "darwin"])
+def test_a_loading_spawned_worker_ends_with_its_killed_supervisor(start, tmp_path, platform):
+    """Where no parent-death signal exists (simulated Windows and macOS), the lifeline alone
+    ends a worker that is still loading when the supervisor is killed."""
+    tiny = tiny_project.write(tmp_path / "tiny")
+    env = tiny_project.environ(worker_load=120)
+    if platform != "linux":
+        env |= simulated(platform)
+    server = start("--process-model", "spawn", "--workers", "2", cwd=tiny, env=env)
+    wait_for(lambda: BANNER_URL.search(server.stdout.text), what="the banner")
+    server.port = int(BANNER_URL.search(server.stdout.text)[3])  # type: ignore[index]
+    wait_for(lambda: sum(map(is_spawned, server.group_pids())) == 2, what="two workers loading")
+
+    server.process.kill()
+    wait_for_nothing_left(server, timeout=10)
