@@ -21,6 +21,7 @@ supervisor ->  ``serve``           start serving (the start-up checks are over)
 worker         ``changed``         what does the change of ``paths`` mean? (request ``id``)
                ``stop``            stop gracefully
                ``drain``           keep serving, the health path answering 503 (--drain-delay)
+               ``begin``           (a spare spawned worker) load ``generation`` for ``slot``
 worker ->      ``loaded``          loaded (``broken``: the error page), waiting for ``serve``
 supervisor     ``watch``           watch these ``roots`` for me
                ``learned``         I imported these library ``modules`` the preloader had not
@@ -94,6 +95,15 @@ class DrainCommand(TypedDict):
     cmd: Literal["drain"]
 
 
+class BeginCommand(TypedDict):
+    """To a spare spawned worker (libraries imported, the project not): load the project for
+    ``generation``, serving ``slot``'s socket (or every one: None)."""
+
+    cmd: Literal["begin"]
+    generation: str
+    slot: int | None
+
+
 class LoadedEvent(TypedDict):
     event: Literal["loaded"]
     pid: int
@@ -159,7 +169,7 @@ class RelayAnswer(TypedDict):
 
 PreloaderCommand = ForkCommand | ImportCommand
 PreloaderEvent = BootedEvent | ForkedEvent | ImportedEvent
-WorkerCommand = ServeCommand | ChangedCommand | StopCommand | DrainCommand
+WorkerCommand = ServeCommand | ChangedCommand | StopCommand | DrainCommand | BeginCommand
 WorkerEvent = (
     LoadedEvent | WatchEvent | LearnedEvent | ClassifiedEvent | StoppingEvent | RecycleEvent
 )

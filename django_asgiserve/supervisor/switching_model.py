@@ -51,12 +51,13 @@ class SwitchingLauncher:
         return await model.start(seats, generation, fresh=fresh, changed=changed, started=started)
 
     def warm_up(self) -> None:
-        if not self.spawning:
-            self.fork.warm_up()
+        (self.spawn if self.spawning else self.fork).warm_up()
 
     # The fork model still owns the preloaders and workers it started before the switch.
     def installed(self, workers: Collection[Worker]) -> None:
         self.fork.installed(workers)
+        if self.spawning:
+            self.spawn.installed(workers)
 
     def discard(self, workers: Collection[Worker]) -> None:
         self.fork.discard(workers)

@@ -125,8 +125,9 @@ def test_a_simulated_platform_serves_reloads_and_stops(start, project, platform,
     assert "Workers: spawn (--process-model)." in server.stdout.text
     # Neither spreads connections over SO_REUSEPORT twins: one socket for both workers.
     assert listening_sockets(server.port) == 1
-    workers = [pid for pid in server.group_pids() if pid != server.process.pid]
-    assert len(workers) == 2 and all(map(is_spawned, workers)), server.output
+    # Two workers (and, once they serve, a spare for each), every one spawned: nothing forks.
+    children = [pid for pid in server.group_pids() if pid != server.process.pid]
+    assert len(children) >= 2 and all(map(is_spawned, children)), server.output
 
     reload_with_no_refusal(server, project, f"edited on {platform}")
     assert is_spawned(worker_pid(server))
