@@ -100,7 +100,7 @@ class ForkLauncher:
         fresh: bool,
         changed: Collection[Path],
         started: Callable[[Worker], None],
-    ) -> bool:
+    ) -> str:
         if self.stock and not fresh:
             stock, self.stock = self.stock, []
             for pid, sock, seat in stock:
@@ -109,7 +109,7 @@ class ForkLauncher:
                     started(worker)
                 else:
                     worker.kill()
-            return False
+            return "fork"
         preloader = None if fresh else await self.preloaders.usable(changed)
         imported = preloader is None
         new: list[Preloader] = []
@@ -129,7 +129,7 @@ class ForkLauncher:
             for each in new:  # abandoned, or dead before it booted
                 if not each.workers:
                     self.preloaders.retire(each)
-        return imported
+        return "preloader started" if imported else "fork"
 
     async def connect(
         self, sock: socket.socket, pid: int, seat: int, generation: str, origin: object

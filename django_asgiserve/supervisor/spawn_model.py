@@ -87,12 +87,12 @@ class SpawnLauncher:
         fresh: bool,
         changed: Collection[Path],
         started: Callable[[Worker], None],
-    ) -> bool:
+    ) -> str:
         if fresh:  # the libraries the spares imported may have changed (SIGHUP: an upgrade)
             self.drop_spares()
         for seat in seats:
             started(await self.spawn(seat, generation))
-        return True
+        return "spawned"
 
     async def spawn(self, seat: int, generation: str) -> Worker:
         """A worker for ``seat``: a spare told to begin, or a new interpreter."""

@@ -46,7 +46,7 @@ class SwitchingLauncher:
         fresh: bool,
         changed: Collection[Path],
         started: Callable[[Worker], None],
-    ) -> bool:
+    ) -> str:
         model = self.spawn if self.spawning else self.fork
         return await model.start(seats, generation, fresh=fresh, changed=changed, started=started)
 
