@@ -1,6 +1,6 @@
 """Which process model a run uses (``--process-model`` over ``ASGISERVE["PROCESS_MODEL"]``
-over the platform's default, see :mod:`platforms`), and the backends a platform cannot run:
-each a ``CommandError`` in the command's words."""
+over the platform's default, see :mod:`platforms`), and the backends and options a platform
+cannot run: each a ``CommandError`` in the command's words."""
 
 from __future__ import annotations
 
@@ -16,10 +16,17 @@ class ProcessModelOptions(TypedDict):
     process_model_forced: bool
 
 
-def choose(option: str | None, setting: str | None, backend: str) -> ProcessModelOptions:
-    """The run's process model for ``backend``; ``option`` and ``setting`` are checked by
-    their rule already (:mod:`values`)."""
+def choose(
+    option: str | None, setting: str | None, backend: str, *, metrics: bool = False
+) -> ProcessModelOptions:
+    """The run's process model for ``backend`` (``metrics``: with ``--metrics``); ``option`` and
+    ``setting`` are checked by their rule already (:mod:`values`)."""
     check_backend_runs_here(backend)
+    if metrics and platforms.is_windows():
+        raise CommandError(
+            "--metrics is not available on Windows: its board, shared by the workers, needs "
+            "POSIX file locks and inherited descriptors."
+        )
     asked = option or setting
     if asked == platforms.FORK and not platforms.can_fork():
         raise CommandError(

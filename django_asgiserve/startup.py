@@ -104,7 +104,10 @@ def resolve(
         **insight_options(options, serve_settings, reload),
         **fleet_options(options, serve_settings),
         **process_models.choose(
-            options.get("process_model"), serve_settings.process_model, backend.name
+            options.get("process_model"),
+            serve_settings.process_model,
+            backend.name,
+            metrics=bool(options.get("metrics") or serve_settings.metrics),
         ),
     )
 

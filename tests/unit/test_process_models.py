@@ -46,6 +46,8 @@ def test_windows_refuses_fork_and_gunicorn(monkeypatch):
     ):
         process_models.choose(None, None, "gunicorn")
     assert process_models.choose(None, None, "hypercorn")["process_model"] == "spawn"
+    with pytest.raises(CommandError, match="--metrics is not available on Windows"):
+        process_models.choose(None, None, "uvicorn", metrics=True)
 
 
 def test_the_switch_spawns_from_the_first_reason_on_and_says_it_once():
