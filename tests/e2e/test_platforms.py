@@ -42,6 +42,13 @@ import os as _os
 _os.register_at_fork(after_in_child=_os.abort)
 """
 
+#: A spawned worker (``python -c ...``; not the command, whose checks import the URLconf too)
+#: takes two minutes to import the URLconf.
+SPAWNED_WORKER_LOADS_LONG = """import sys as _sys, time as _time
+if _sys.argv[:1] == ["-c"]:
+    _time.sleep(120)
+"""
+
 
 def cmdline(pid: int) -> bytes:
     try:
@@ -173,9 +180,9 @@ def test_a_loading_spawned_worker_ends_with_its_killed_supervisor(start, tmp_pat
     """Where no parent-death signal exists (simulated Windows and macOS), the lifeline alone
     ends a worker that is still loading when the supervisor is killed."""
     tiny = tiny_project.write(tmp_path / "tiny")
-    env = tiny_project.environ(worker_load=120)
-    if platform != "linux":
-        env |= simulated(platform)
+    urls = tiny / "testproject" / "urls.py"
+    urls.write_text(SPAWNED_WORKER_LOADS_LONG + urls.read_text())
+    env = simulated(platform) if platform != "linux" else {}
     server = start("--process-model", "spawn", "--workers", "2", cwd=tiny, env=env)
     wait_for(lambda: BANNER_URL.search(server.stdout.text), what="the banner")
     server.port = int(BANNER_URL.search(server.stdout.text)[3])  # type: ignore[index]
