@@ -75,8 +75,10 @@ def reload_with_no_refusal(server: Server, project: Path, text: str) -> None:
         wait_body(server, "/sync/", text)
         served = len(hammer.answers)
         wait_for(lambda: len(hammer.answers) > served + 10, what="answers after the edit")
-    assert hammer.unanswered == 0, server.output
-    assert {answer.status for answer in hammer.answers} == {200}, server.output
+        # Read before the hammer stops: stopping it gives up the requests it has in flight.
+        unanswered, statuses = hammer.unanswered, {answer.status for answer in hammer.answers}
+    assert unanswered == 0, server.output
+    assert statuses == {200}, server.output
 
 
 # -- fork proving unsafe ------------------------------------------------------------------------
