@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import random
 import re
 import secrets
@@ -93,9 +94,12 @@ def _manage(*args: str) -> Callable[[h.ProjectInfo, int], list[str]]:
     return build
 
 
-def _asgiserve(backend: str) -> Callable[[h.ProjectInfo, int], list[str]]:
+def _asgiserve(backend: str, *extra: str) -> Callable[[h.ProjectInfo, int], list[str]]:
     def build(_info: h.ProjectInfo, port: int) -> list[str]:
-        return [sys.executable, "manage.py", "asgiserve", "--backend", backend, f"{h.HOST}:{port}"]
+        return [
+            sys.executable, "manage.py", "asgiserve", "--backend", backend, *extra,
+            f"{h.HOST}:{port}",
+        ]  # fmt: skip
 
     return build
 
@@ -167,6 +171,15 @@ SYSTEMS: tuple[System, ...] = (
         "asgiserve",
         _asgiserve("hypercorn"),
         needs=("hypercorn",),
+        anchor=False,
+    ),
+    # The spawn process model (macOS's default, Windows' only one): a fresh interpreter per
+    # worker, as uvicorn --reload starts one per reload.
+    System(
+        "asgiserve-uvicorn-spawn",
+        "asgiserve",
+        _asgiserve("uvicorn", "--process-model", "spawn"),
+        needs=("uvicorn",),
         anchor=False,
     ),
 )
@@ -552,7 +565,7 @@ def run_system(
     port = h.free_port()
     server = h.Server(
         system.name,
-        system.build(info, port),
+        [*h.SERVER_CPU, *system.build(info, port)],
         root,
         env,
         port,
@@ -707,7 +720,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Measure cold start and reload latency of Django development servers.",
         epilog=f"Systems: {names}. Aliases: uvicorn, hypercorn, granian, django-watchfiles, "
-        "anchors (every non-asgiserve system), asgiserve (the three asgiserve backends).",
+        "anchors (every non-asgiserve system), asgiserve (every asgiserve system).",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
@@ -750,6 +763,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (copies and logs)"
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="servers on CPU 1, this process (the poller, the edits) on CPU 0",
+    )
     args = parser.parse_args(argv)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     unknown = [k for k in kinds if k not in KINDS]
@@ -765,6 +783,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     args = parse_args(argv)
     h.install_cleanup()
+    if args.pin:
+        h.pin()
+        os.sched_setaffinity(0, {0})
     systems = select_systems(args.systems)
     missing = [s.name for s in systems if not s.available()]
     systems = [s for s in systems if s.available()]

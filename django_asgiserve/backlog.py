@@ -57,7 +57,7 @@ def hold_new_connections(sock: socket.socket) -> bool:
 
 def queued(sock: socket.socket) -> int:
     """Connections in ``sock``'s backlog, waiting for an ``accept()``; 0 where it cannot tell."""
-    if not on_linux(sock):
+    if not sys.platform.startswith("linux") or not on_linux(sock):
         return 0
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 32)

@@ -93,6 +93,10 @@ class ServerConfig:
     #: ``--max-worker-memory``: MiB a worker's largest process may hold (0: no limit); see
     #: process.memory.
     max_worker_memory: int = 0
+    #: How workers start: ``fork`` (from a preloader) or ``spawn`` (a fresh interpreter each).
+    process_model: str = "fork"
+    #: Whether ``process_model`` was asked for (a fork that proves unsafe then stays fork).
+    process_model_forced: bool = False
 
     @property
     def tls(self) -> TLSFiles | None:

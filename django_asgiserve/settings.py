@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_REQUESTS_JITTER": 0,
     "MAX_WORKER_MEMORY": 0,
     "HTTPS": False,
+    "PROCESS_MODEL": None,
 }
 
 
@@ -82,6 +83,12 @@ RULED: dict[str, Ruled] = {
     "MAX_REQUESTS": Ruled("asgiserve.E019", values.MAX_REQUESTS),
     "MAX_REQUESTS_JITTER": Ruled("asgiserve.E020", values.MAX_REQUESTS_JITTER),
     "MAX_WORKER_MEMORY": Ruled("asgiserve.E021", values.MAX_WORKER_MEMORY),
+    "PROCESS_MODEL": Ruled(
+        "asgiserve.E022",
+        values.PROCESS_MODEL,
+        "None: spawn on macOS and where fork is missing, fork elsewhere.",
+        True,
+    ),
 }
 #: Keys that are True or False (``--proxy-headers``/``--no-proxy-headers`` and
 #: ``--access-log``/``--no-access-log`` for two of them).
@@ -137,6 +144,8 @@ class ServeSettings:
     max_worker_memory: int = 0
     #: ``--https`` when the command line leaves it out (see :mod:`django_asgiserve.https`).
     https: bool = False
+    #: ``--process-model`` when the command line leaves it out (None: the platform's default).
+    process_model: str | None = None
 
 
 def raw() -> dict[str, Any]:
@@ -284,4 +293,5 @@ def load() -> ServeSettings:
         max_requests_jitter=merged["MAX_REQUESTS_JITTER"],
         max_worker_memory=merged["MAX_WORKER_MEMORY"],
         https=merged["HTTPS"],
+        process_model=merged["PROCESS_MODEL"],
     )

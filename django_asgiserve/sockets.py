@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
 
 from django.core.management.base import CommandError
 
@@ -88,8 +89,12 @@ def bind(address: Address, *, reuse_port: bool = False) -> socket.socket:
     except OSError as error:
         raise BindError(BIND_ERRORS.get(error.errno or 0, str(error))) from error
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
+        if sys.platform == "win32":
+            # There SO_REUSEADDR would let another process bind the port too: keep it ours.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port and sys.platform != "win32":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(sockaddr)
         sock.listen(BACKLOG)
@@ -103,6 +108,8 @@ def bind(address: Address, *, reuse_port: bool = False) -> socket.socket:
 def bind_twins(first: socket.socket, count: int) -> list[socket.socket]:
     """``first`` (bound with ``reuse_port``) and ``count - 1`` more listening sockets on its
     address and port."""
+    if sys.platform == "win32":  # no SO_REUSEPORT: one socket (see platforms)
+        return [first]
     sockets = [first]
     for _ in range(count - 1):
         sock = socket.socket(first.family, socket.SOCK_STREAM)

@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError, SystemCheckError
 from django.core.management.color import color_style
 
-from django_asgiserve import backends, checks, upstream
+from django_asgiserve import backends, checks, process_models, upstream
 from django_asgiserve import settings as serve_settings_module
 from django_asgiserve.backends import Backend
 from django_asgiserve.https import option as https_option
@@ -47,6 +47,8 @@ def resolve(
     except ImproperlyConfigured as error:
         raise CommandError(str(error)) from error
     name = options.get("backend") or serve_settings.backend
+    if name in backends.NAMES:  # before its probes, which would fail for the same reason
+        process_models.check_backend_runs_here(name)
     # Checked here, not as a registered system check: only serving needs the server installed.
     report, serious = checks.serving_report(checks.backend_installed(name), color_style())
     if serious:
@@ -101,6 +103,12 @@ def resolve(
         http3=http3,
         **insight_options(options, serve_settings, reload),
         **fleet_options(options, serve_settings),
+        **process_models.choose(
+            options.get("process_model"),
+            serve_settings.process_model,
+            backend.name,
+            metrics=bool(options.get("metrics") or serve_settings.metrics),
+        ),
     )
 
 

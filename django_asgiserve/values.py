@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 from django_asgiserve.addrport import ADDRPORT_RE
 from django_asgiserve.asgi.proxy_headers import TrustedProxies
 from django_asgiserve.backends import NAMES
+from django_asgiserve.platforms import PROCESS_MODELS
 
 T = TypeVar("T")
 
@@ -116,4 +117,7 @@ METRICS: Rule[str] = Rule(
 )
 FORWARDED_ALLOW_IPS = ProxiesRule(
     "IP addresses or networks of trusted proxies, or '*'", lambda v: True, comma_list
+)
+PROCESS_MODEL: Rule[str] = Rule(
+    f"one of {', '.join(PROCESS_MODELS)}", lambda v: v in PROCESS_MODELS, number
 )

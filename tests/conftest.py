@@ -16,6 +16,7 @@ import pytest
 from tests.helpers.local_ca import LocalCA
 from tests.helpers.polling import DEADLINE, wait_for  # noqa: F401 - re-exported
 from tests.helpers.postgres import Cluster, binaries, cluster, unprivileged_user
+from tests.helpers.process_models import PROCESS_MODELS, WORKER_MODELS
 from tests.helpers.server import (  # noqa: F401 - re-exported
     BACKENDS,
     BANNER_URL,
@@ -107,3 +108,15 @@ def postgres() -> Iterator[Cluster]:
 @pytest.fixture(params=TESTED_BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+@pytest.fixture(params=list(PROCESS_MODELS))
+def process_model(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """The arguments of a process model: fork (the default, no option) or spawn."""
+    return PROCESS_MODELS[request.param]
+
+
+@pytest.fixture(params=list(WORKER_MODELS))
+def worker_model(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """As ``process_model``, and spawn with two workers."""
+    return WORKER_MODELS[request.param]

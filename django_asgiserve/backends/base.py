@@ -66,6 +66,8 @@ class Backend(ABC):
     #: supervisor then runs one asgiserve worker, and each of those processes sends the
     #: lifespan signals through :attr:`announce` instead of it.
     manages_workers: ClassVar[bool] = False
+    #: Whether the server itself runs on Windows (gunicorn does not).
+    runs_on_windows: ClassVar[bool] = True
     #: Whether it serves HTTP/3 on a UDP socket among those ``serve()`` gets (``--http3``).
     serves_http3: ClassVar[bool] = False
     #: Whether ``serve()`` can run in a thread that is not the main one, once or many times in a

@@ -46,6 +46,7 @@ class GunicornBackend(Backend):
     distribution = "gunicorn"
     module = "gunicorn"
     manages_workers = True
+    runs_on_windows = False
     upstreams = ("gunicorn", "uvicorn_worker", "uvicorn")
     managed_options: ClassVar[dict[str, str]] = {
         **dict.fromkeys(("bind", "workers", "reuse_port", "daemon", "pidfile"), MANAGED),

@@ -98,7 +98,7 @@ class ChangeRelay:
                 else:  # a fork that failed, or a child whose exit was not reported
                     link.close()
                     del self.links[key]
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            ours, theirs = socket.socketpair()
             self.links[child] = Link(ours, theirs)
 
     def in_child(self, child: Hashable) -> None:

@@ -19,6 +19,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Protocol, cast
 
+if sys.platform == "win32":  # the backend is refused there (see process_models)
+    raise ImportError("gunicorn does not run on Windows")
+
 from django.dispatch import Signal
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter

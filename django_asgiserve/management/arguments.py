@@ -60,6 +60,14 @@ def add_arguments(parser: ArgumentParser) -> None:
         f"(default {run_config.DEVELOPMENT_GRACE:g}, or {run_config.PRODUCTION_GRACE:g} with "
         "--noreload).",
     )
+    parser.add_argument(
+        "--process-model",
+        type=values.PROCESS_MODEL.parse,
+        help="How workers start: fork them from a process that imported the project "
+        "(fast reloads), or spawn each in a fresh interpreter (default: "
+        "ASGISERVE['PROCESS_MODEL'], else spawn on macOS and where fork is missing, fork "
+        "elsewhere; fork turns to spawn for the rest of the run when it proves unsafe).",
+    )
     add_fleet_arguments(parser)
     parser.add_argument(
         "--proxy-headers",

@@ -8,7 +8,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass, replace
 
-from django_asgiserve import addrport, backends
+from django_asgiserve import addrport, backends, platforms
 from django_asgiserve import sockets as listening
 from django_asgiserve.run_config import ServerConfig
 
@@ -30,12 +30,13 @@ def listen(
     backend = backends.get(config.backend)
     # Servers accept greedily: on one shared socket a burst of connections all goes to one
     # worker. A socket per worker (SO_REUSEPORT twins that we keep open) lets the kernel
-    # spread them, as granian's own command line does, and none is closed by a reload.
+    # spread them, as granian's own command line does, and none is closed by a reload; where
+    # the kernel does not spread them (macOS) or has no such option (Windows), one socket.
     socket_per_worker = (
         not backend.manages_workers
         and config.workers > 1
         and not inherited
-        and hasattr(socket, "SO_REUSEPORT")
+        and platforms.balances_reuse_port()
     )
     if inherited:
         sockets = list(inherited)

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Iterable
 from typing import Protocol
+
+if sys.platform == "win32":  # the fork model is refused there (see process_models)
+    raise ImportError("forking needs os.fork")
 
 from django_asgiserve.asgi.error_page import ExcInfo
 from django_asgiserve.backends.base import Backend

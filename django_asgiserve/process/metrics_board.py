@@ -81,7 +81,8 @@ class Board:
         #: This process's slot (None until its first request; a forked child starts anew).
         self.slot: Slot | None = None
         self.warned = False
-        os.register_at_fork(after_in_child=self.forget)
+        if sys.platform != "win32":
+            os.register_at_fork(after_in_child=self.forget)
 
     @classmethod
     def create(cls) -> Board:
@@ -104,6 +105,9 @@ class Board:
         cannot be locked."""
         if self.slot is not None:
             return self.slot
+        if sys.platform == "win32":
+            self.cannot_count("the metrics board needs POSIX file locks (not on Windows)")
+            return None
         me = os.getpid()
         started = process_start(me) or 0
         try:

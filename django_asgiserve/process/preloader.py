@@ -10,7 +10,6 @@ even be set up (broken settings, a ``SyntaxError`` in a model, an exception in
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import importlib
 import os
@@ -22,7 +21,7 @@ import threading
 import traceback
 from dataclasses import replace
 
-from django_asgiserve import backends
+from django_asgiserve import backends, platforms
 from django_asgiserve.asgi.error_page import ExcInfo
 from django_asgiserve.process import interrupts
 from django_asgiserve.process.protocol import Channel, PreloaderChannel
@@ -49,7 +48,7 @@ def main() -> None:
     setup_error = set_up_django()
     from django_asgiserve.reload.sources import module_files
 
-    can_fork = hasattr(os, "fork") and backend.fork_safe and threading.active_count() == 1
+    can_fork = platforms.can_fork() and backend.fork_safe and threading.active_count() == 1
     channel.send(
         {
             "event": "booted",
@@ -118,8 +117,7 @@ def serve_forks(
         channel.send({"event": "forked", "pid": pid})
     # The supervisor is gone or done with us: take our workers along.
     for pid in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        platforms.kill(pid)
     os._exit(0)
 
 
@@ -140,6 +138,8 @@ def learn(modules: list[str], can_fork: bool) -> bool:
 def reap(children: set[int]) -> None:
     """Collect the exit status of workers that have ended (the supervisor sees them go on
     their channels)."""
+    if sys.platform == "win32":  # nothing forked there
+        return
     for pid in list(children):
         try:
             done, _status = os.waitpid(pid, os.WNOHANG)
@@ -152,7 +152,7 @@ def reap(children: set[int]) -> None:
 
 def die_with_parent() -> None:
     """On Linux, have the kernel end this process the moment the supervisor dies."""
-    if not sys.platform.startswith("linux"):
+    if sys.platform == "win32" or not platforms.has_parent_death_signal():
         return
     try:
         libc = ctypes.CDLL(None, use_errno=True)

@@ -21,6 +21,7 @@ supervisor ->  ``serve``           start serving (the start-up checks are over)
 worker         ``changed``         what does the change of ``paths`` mean? (request ``id``)
                ``stop``            stop gracefully
                ``drain``           keep serving, the health path answering 503 (--drain-delay)
+               ``begin``           (a spare spawned worker) load ``generation`` for ``slot``
 worker ->      ``loaded``          loaded (``broken``: the error page), waiting for ``serve``
 supervisor     ``watch``           watch these ``roots`` for me
                ``learned``         I imported these library ``modules`` the preloader had not
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 from typing import Generic, Literal, TypedDict, TypeVar, cast
 
@@ -91,6 +93,15 @@ class StopCommand(TypedDict):
 
 class DrainCommand(TypedDict):
     cmd: Literal["drain"]
+
+
+class BeginCommand(TypedDict):
+    """To a spare spawned worker (libraries imported, the project not): load the project for
+    ``generation``, serving ``slot``'s socket (or every one: None)."""
+
+    cmd: Literal["begin"]
+    generation: str
+    slot: int | None
 
 
 class LoadedEvent(TypedDict):
@@ -158,7 +169,7 @@ class RelayAnswer(TypedDict):
 
 PreloaderCommand = ForkCommand | ImportCommand
 PreloaderEvent = BootedEvent | ForkedEvent | ImportedEvent
-WorkerCommand = ServeCommand | ChangedCommand | StopCommand | DrainCommand
+WorkerCommand = ServeCommand | ChangedCommand | StopCommand | DrainCommand | BeginCommand
 WorkerEvent = (
     LoadedEvent | WatchEvent | LearnedEvent | ClassifiedEvent | StoppingEvent | RecycleEvent
 )
@@ -217,6 +228,8 @@ class Channel(Generic[Outgoing, Incoming]):
         Only for a channel whose sender waits for an answer before it sends again, so that a
         read never takes part of the next message (and its descriptors) along.
         """
+        if sys.platform == "win32":  # the fork model's preloader only: not there
+            return None, []
         try:
             head, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, max_fds)
             line = bytearray(head)

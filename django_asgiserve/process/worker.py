@@ -76,7 +76,8 @@ def take_signals(commands: WorkerCommands, channel: WorkerChannel) -> None:
     interrupts.ignore()
     # The channel is this process's alone: one held open by a process it forks (a backend's
     # own worker) would hide from the supervisor that this one has gone.
-    os.register_at_fork(after_in_child=lambda: close_in_child(channel))
+    if sys.platform != "win32":  # nothing forks there
+        os.register_at_fork(after_in_child=lambda: close_in_child(channel))
 
 
 def load(config: ServerConfig, setup_error: ExcInfo | None) -> Loaded:

@@ -58,7 +58,8 @@ class ModuleSources:
         self._paths: dict[str, Path | None] = {}
         self._files: set[Path] = set()
         self._suffixes: set[str] = set(importlib.machinery.all_suffixes())
-        os.register_at_fork(after_in_child=self._after_fork)
+        if sys.platform != "win32":
+            os.register_at_fork(after_in_child=self._after_fork)
 
     def _after_fork(self) -> None:
         # A thread that held the lock was not copied into the child: the lock would stay taken

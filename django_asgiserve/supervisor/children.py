@@ -9,14 +9,12 @@ becomes one of the supervisor's events (:func:`~django_asgiserve.supervisor.even
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, cast
 
+from django_asgiserve import platforms
 from django_asgiserve.process.protocol import (
     LoadedEvent,
     PreloaderCommand,
@@ -63,7 +61,8 @@ class StreamConnection:
     async def open(
         cls, sock: socket.socket, pid: int
     ) -> tuple[StreamConnection, asyncio.StreamReader]:
-        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=LINE_LIMIT)
+        # open_connection, not open_unix_connection: a Windows channel is a TCP socket pair.
+        reader, writer = await asyncio.open_connection(sock=sock, limit=LINE_LIMIT)
         return cls(sock, writer, pid), reader
 
     def send(self, message: PreloaderCommand | WorkerCommand) -> None:
@@ -75,8 +74,7 @@ class StreamConnection:
 
     def kill(self) -> None:
         if self.pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+            platforms.kill(self.pid)
 
 
 async def read_messages(reader: asyncio.StreamReader, receive: Callable[[Incoming], None]) -> None:

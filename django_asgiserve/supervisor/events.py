@@ -7,14 +7,16 @@ changes the supervisor's state itself, its event does.
 
 from __future__ import annotations
 
+import asyncio
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django_asgiserve.insight.reload_timeline import ReloadTimeline
 from django_asgiserve.process.protocol import RecycleEvent, WorkerEvent
 from django_asgiserve.reload.changes import Action
-from django_asgiserve.supervisor.children import Worker
+from django_asgiserve.supervisor.children import Worker, read_messages
 from django_asgiserve.supervisor.launches import Launch
 
 
@@ -160,3 +162,20 @@ def worker_event(worker: Worker, message: WorkerEvent) -> Event | None:
     if message["event"] == "classified" and message["learned"]:
         return ModulesLearned(message["learned"])
     return None
+
+
+async def follow(
+    worker: Worker, reader: asyncio.StreamReader, post: Callable[[Event], None]
+) -> None:
+    """Settle ``worker``'s answers and post its news as events, until its channel closes (then
+    it is marked closed; its process model posts :class:`WorkerGone` once it has cleaned up)."""
+
+    def heard(message: WorkerEvent) -> None:
+        said = worker.received(message)
+        if said is not None and (event := worker_event(worker, said)) is not None:
+            post(event)
+
+    try:
+        await read_messages(reader, heard)
+    finally:
+        worker.closed()

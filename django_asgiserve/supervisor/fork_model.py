@@ -13,19 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
-from django_asgiserve.process.protocol import WorkerEvent
+from django_asgiserve import platforms
 from django_asgiserve.run_config import ServerConfig
-from django_asgiserve.supervisor.children import StreamConnection, Worker, read_messages
+from django_asgiserve.supervisor.children import StreamConnection, Worker
 from django_asgiserve.supervisor.clock import Clock
-from django_asgiserve.supervisor.events import Event, WorkerGone, worker_event
+from django_asgiserve.supervisor.events import Event, WorkerGone, follow
 from django_asgiserve.supervisor.preloader_set import PreloaderSet
 from django_asgiserve.supervisor.preloaders import Preloader
 from django_asgiserve.supervisor.tasks import Tasks
@@ -49,8 +48,11 @@ class ForkLauncher:
         tasks: Tasks,
         clock: Clock,
         warn: Callable[[str], None],
+        unsafe: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
+        #: Told why when fork proves unsafe (see :mod:`switching_model`); None: fork regardless.
+        self.unsafe = unsafe
         #: Whether worker ``k`` serves ``sockets[k]`` alone (SO_REUSEPORT twins).
         self.socket_per_worker = socket_per_worker
         #: The supervisor's own sockets, which a worker forked here closes.
@@ -58,7 +60,9 @@ class ForkLauncher:
         self.post = post
         self.tasks = tasks
         self.clock = clock
-        self.preloaders = PreloaderSet(config, sockets, tasks=tasks, clock=clock, warn=warn)
+        self.preloaders = PreloaderSet(
+            config, sockets, tasks=tasks, clock=clock, warn=warn, unsafe=unsafe
+        )
         #: The first workers, forked before the event loop: (pid, our end, seat).
         self.stock: list[tuple[int, socket.socket, int]] = []
         self.readers: set[asyncio.Task[None]] = set()
@@ -68,7 +72,7 @@ class ForkLauncher:
 
     def prepare(self, seats: int, generation: str) -> None:
         """Fork the first workers from this process, only before any thread has started."""
-        if not hasattr(os, "fork") or threading.active_count() > 1:
+        if not platforms.can_fork() or threading.active_count() > 1:
             return
         from django_asgiserve import backends
         from django_asgiserve.process import forking
@@ -77,7 +81,7 @@ class ForkLauncher:
         # The command runs the start-up checks itself: these workers need not repeat them.
         config = replace(self.config, skip_checks=True, generation=generation)
         for seat in range(seats):
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            ours, theirs = socket.socketpair()
             siblings = [sock for _pid, sock, _seat in self.stock]
             pid = forking.fork_worker(
                 config.for_slot(self.slot(seat)),
@@ -96,7 +100,7 @@ class ForkLauncher:
         fresh: bool,
         changed: Collection[Path],
         started: Callable[[Worker], None],
-    ) -> bool:
+    ) -> str:
         if self.stock and not fresh:
             stock, self.stock = self.stock, []
             for pid, sock, seat in stock:
@@ -105,7 +109,7 @@ class ForkLauncher:
                     started(worker)
                 else:
                     worker.kill()
-            return False
+            return "fork"
         preloader = None if fresh else await self.preloaders.usable(changed)
         imported = preloader is None
         new: list[Preloader] = []
@@ -125,7 +129,7 @@ class ForkLauncher:
             for each in new:  # abandoned, or dead before it booted
                 if not each.workers:
                     self.preloaders.retire(each)
-        return imported
+        return "preloader started" if imported else "fork"
 
     async def connect(
         self, sock: socket.socket, pid: int, seat: int, generation: str, origin: object
@@ -139,21 +143,19 @@ class ForkLauncher:
 
     async def read(self, worker: Worker, reader: asyncio.StreamReader) -> None:
         try:
-            await read_messages(reader, partial(self.heard, worker))
+            await follow(worker, reader, self.post)
         finally:
-            worker.closed()
+            if not worker.loaded.done() and not worker.told_to_stop and self.unsafe is not None:
+                self.unsafe("a forked worker died before it had loaded")
             if isinstance(worker.origin, Preloader):
                 worker.origin.workers.discard(worker)
             else:  # our own child: collect its exit status
                 self.tasks.start(self.reap(worker.pid), "reap")
             self.post(WorkerGone(worker))
 
-    def heard(self, worker: Worker, message: WorkerEvent) -> None:
-        said = worker.received(message)
-        if said is not None and (event := worker_event(worker, said)) is not None:
-            self.post(event)
-
     async def reap(self, pid: int) -> None:
+        if sys.platform == "win32":  # never forked there
+            return
         for _try in range(REAP_TRIES):
             with contextlib.suppress(ChildProcessError):
                 if os.waitpid(pid, os.WNOHANG)[0]:
@@ -177,8 +179,7 @@ class ForkLauncher:
 
     def kill(self) -> None:
         for pid, _sock, _seat in self.stock:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            platforms.kill(pid)
         self.preloaders.kill()
 
     def close(self) -> None:

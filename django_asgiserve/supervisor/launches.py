@@ -24,7 +24,9 @@ from django_asgiserve.supervisor.clock import Clock, first_done, wait_for
 class Launcher(Protocol):
     """A process model: how the supervisor gets workers. The fork model
     (:class:`~django_asgiserve.supervisor.fork_model.ForkLauncher`) forks them from a preloader
-    that imported the project; a spawn model would start each in a fresh interpreter."""
+    that imported the project; the spawn model
+    (:class:`~django_asgiserve.supervisor.spawn_model.SpawnLauncher`) starts each in a fresh
+    interpreter."""
 
     def prepare(self, seats: int, generation: str) -> None:
         """Before the supervisor's event loop runs: start what can only start there."""
@@ -37,11 +39,12 @@ class Launcher(Protocol):
         fresh: bool,
         changed: Collection[Path],
         started: Callable[[Worker], None],
-    ) -> bool:
+    ) -> str:
         """Start a worker for each of ``seats`` with ``generation``'s code, handing each to
         ``started`` as soon as it exists; ``fresh``: from newly imported code, as it must be
         too when ``changed`` files were imported for the workers it would start (the fork
-        model: by its preloader). Whether new code was imported for them (a new interpreter)."""
+        model: by its preloader). How they were started, as the reload timing says it
+        (``fork``, ``preloader started``, ``spawned``)."""
         ...
 
     def warm_up(self) -> None:
@@ -131,7 +134,7 @@ class Launch:
             raise work.exception()  # type: ignore[misc]
 
     async def start_and_load(self, launcher: Launcher) -> None:
-        imported = await launcher.start(
+        how = await launcher.start(
             self.seats,
             self.generation,
             fresh=self.fresh,
@@ -139,7 +142,7 @@ class Launch:
             started=self.workers.append,
         )
         if self.timeline is not None:
-            self.timeline.mark("preloader started" if imported else "fork")
+            self.timeline.mark(how)
         for worker in self.workers:
             await first_done(worker.loaded, worker.gone)
         if self.timeline is not None:

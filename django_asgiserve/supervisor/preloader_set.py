@@ -33,12 +33,14 @@ class PreloaderSet:
         tasks: Tasks,
         clock: Clock,
         warn: Callable[[str], None],
+        unsafe: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self.sockets = sockets
         self.tasks = tasks
         self.clock = clock
         self.warn = warn
+        self.unsafe = unsafe
         self.current: Preloader | None = None
         #: Every preloader still running.
         self.running: set[Preloader] = set()
@@ -82,7 +84,9 @@ class PreloaderSet:
     def heard(self, preloader: Preloader, message: PreloaderEvent) -> None:
         preloader.received(message)
         booted = message["event"] == "booted"
-        if booted and not preloader.can_fork and self.config.reload and not self.warned_no_fork:
+        if booted and not preloader.can_fork and self.unsafe is not None:
+            self.unsafe("starting the project left threads running")
+        elif booted and not preloader.can_fork and self.config.reload and not self.warned_no_fork:
             self.warned_no_fork = True
             self.warn(NO_FORK)
 

@@ -5,15 +5,14 @@ command. Its commands wait for the previous one's answer: it reads them with des
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from django_asgiserve import platforms
 from django_asgiserve.process import interrupts
 from django_asgiserve.process import preloader as preloader_process
 from django_asgiserve.process.protocol import (
@@ -93,6 +92,8 @@ class Preloader:
                 return None
             answer: asyncio.Future[Answer]
             self.answer = answer = asyncio.get_running_loop().create_future()
+            if sys.platform == "win32":  # no preloader there: it forks
+                return None
             try:
                 # One short message on an idle socket: this never blocks.
                 socket.send_fds(self.connection.sock, [encode(message)], list(fds))
@@ -104,7 +105,7 @@ class Preloader:
     async def fork(self, slot: int | None, generation: str) -> tuple[socket.socket, int] | None:
         """Our end of a new worker's channel and its pid (the worker serves ``slot``'s socket,
         or every one, for ``generation``); ``None`` if the preloader could not fork one."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours, theirs = socket.socketpair()
         self.used = True
         command: PreloaderCommand = {"cmd": "fork", "slot": slot, "generation": generation}
         exchange = asyncio.ensure_future(self.exchange(command, [theirs.fileno()]))
@@ -147,15 +148,14 @@ def kill_forked(exchange: asyncio.Future[Answer | None]) -> None:
     """Kill the worker a cancelled ``fork`` command made."""
     answer = None if exchange.cancelled() or exchange.exception() else exchange.result()
     if answer is not None and answer["event"] == "forked":
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(answer["pid"], signal.SIGKILL)
+        platforms.kill(answer["pid"])
 
 
 def start_process(
     config: ServerConfig, sockets: Sequence[socket.socket]
 ) -> tuple[socket.socket, subprocess.Popen[bytes]]:
     """Start a preloader process for ``sockets``; our end of its channel, and the process."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    ours, theirs = socket.socketpair()
     fds = [s.fileno() for s in sockets]
     env = {
         **os.environ,

@@ -1,4 +1,4 @@
-"""The supervisor put together for the management command: the fork model, the real clock, the
+"""The supervisor put together for the management command: the process model, the real clock, the
 drain, --metrics, the reloader's watcher, the signals, and runserver's checks on a thread of their
 own, then its loop run until every child has stopped (see :mod:`supervisor`)."""
 
@@ -8,22 +8,27 @@ import asyncio
 import contextlib
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from django_asgiserve import backends
+from django_asgiserve import backends, platforms
 from django_asgiserve.process import interrupts
 from django_asgiserve.reload.watcher import Watcher
 from django_asgiserve.run_config import ServerConfig
-from django_asgiserve.supervisor.clock import MonotonicClock
+from django_asgiserve.supervisor.clock import Clock, MonotonicClock
 from django_asgiserve.supervisor.draining import Drain
-from django_asgiserve.supervisor.events import EditsSeen, HangupAsked, StopAsked
+from django_asgiserve.supervisor.events import EditsSeen, Event, HangupAsked, StopAsked
 from django_asgiserve.supervisor.fork_model import ForkLauncher
+from django_asgiserve.supervisor.launches import Launcher
 from django_asgiserve.supervisor.metrics_listener import MetricsListener
+from django_asgiserve.supervisor.spawn_model import SpawnLauncher
 from django_asgiserve.supervisor.supervisor import Outcome, Say, Supervisor
+from django_asgiserve.supervisor.switching_model import SwitchingLauncher
 from django_asgiserve.supervisor.tally import WorkerTally
+from django_asgiserve.supervisor.tasks import Tasks
 
 
 @dataclass
@@ -60,15 +65,8 @@ def serve(run: Run) -> Outcome:
     clock = MonotonicClock()
     supervisor = Supervisor(
         config,
-        launcher=lambda post, tasks: ForkLauncher(
-            config,
-            run.sockets,
-            socket_per_worker=run.socket_per_worker,
-            private=[metrics.sock] if metrics else [],
-            post=post,
-            tasks=tasks,
-            clock=clock,
-            warn=run.warn,
+        launcher=lambda post, tasks: process_model(
+            run, config, [metrics.sock] if metrics else [], post, tasks, clock
         ),
         size=size,
         socket_per_worker=run.socket_per_worker,
@@ -87,12 +85,46 @@ def serve(run: Run) -> Outcome:
     return asyncio.run(running(supervisor, run, metrics))
 
 
+def process_model(
+    run: Run,
+    config: ServerConfig,
+    private: list[socket.socket],
+    post: Callable[[Event], None],
+    tasks: Tasks,
+    clock: Clock,
+) -> Launcher:
+    """The run's process model: spawn, fork, or (fork by default) fork until it proves unsafe."""
+    spawn = SpawnLauncher(
+        config,
+        run.sockets,
+        socket_per_worker=run.socket_per_worker,
+        post=post,
+        tasks=tasks,
+        clock=clock,
+    )
+    if config.process_model == platforms.SPAWN:
+        return spawn
+
+    def fork(unsafe: Callable[[str], None] | None) -> ForkLauncher:
+        return ForkLauncher(
+            config,
+            run.sockets,
+            socket_per_worker=run.socket_per_worker,
+            private=private,
+            post=post,
+            tasks=tasks,
+            clock=clock,
+            warn=run.warn,
+            unsafe=unsafe,
+        )
+
+    if config.process_model_forced:
+        return fork(None)
+    return SwitchingLauncher(fork, spawn, run.warn)
+
+
 async def running(supervisor: Supervisor, run: Run, metrics: MetricsListener | None) -> Outcome:
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, supervisor.post, StopAsked(signum))
-    if hasattr(signal, "SIGHUP"):
-        loop.add_signal_handler(signal.SIGHUP, supervisor.post, HangupAsked())
+    take_signals(asyncio.get_running_loop(), supervisor.post)
     interrupts.release_stops()
     watching = None
     if supervisor.config.reload:
@@ -112,6 +144,22 @@ async def running(supervisor: Supervisor, run: Run, metrics: MetricsListener | N
             sock.close()
         if metrics is not None:  # last: it answers while the workers drain
             await metrics.stop()
+
+
+def take_signals(loop: asyncio.AbstractEventLoop, post: Callable[[Event], None]) -> None:
+    """Ctrl+C and SIGTERM stop, SIGHUP restarts the workers (Windows: Ctrl+C and Ctrl+Break
+    stop; it has no SIGHUP, and its event loops no signal handlers of their own)."""
+    stops = [signal.SIGINT, signal.SIGTERM]
+    if sys.platform == "win32":
+        stops.append(signal.SIGBREAK)
+    if platforms.is_windows():
+        for signum in stops:
+            signal.signal(signum, lambda got, _: loop.call_soon_threadsafe(post, StopAsked(got)))
+        return
+    for signum in stops:
+        loop.add_signal_handler(signum, post, StopAsked(signum))
+    if sys.platform != "win32" and platforms.has_hangup():
+        loop.add_signal_handler(signal.SIGHUP, post, HangupAsked())
 
 
 async def watch(watcher: Watcher, roots: set[Path], supervisor: Supervisor) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.helpers.browser import chromium, page_text, wait_for_text  # noqa: F401 - a fixture
 from tests.helpers.polling import DEADLINE, wait_for
-from tests.helpers.server import EventStream
+from tests.helpers.server import EventStream, Server
 
 BROWSER_RELOAD = {"ASGISERVE_DEMO_BROWSER_RELOAD": "1"}
 ORIGINAL = 'MESSAGE = "hello from testproject"'
@@ -68,8 +69,18 @@ def listener_running(driver: object) -> bool:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_an_open_tab_follows_every_edit(start, project, backend, workers, chromium):  # noqa: F811
     server = start("--backend", backend, "--workers", str(workers), env=BROWSER_RELOAD)
+    follow_every_edit(server, project, chromium)
+
+
+@pytest.mark.browser
+def test_an_open_tab_follows_every_edit_with_spawned_workers(start, project, chromium):  # noqa: F811
+    server = start("--backend", "uvicorn", "--process-model", "spawn", env=BROWSER_RELOAD)
+    follow_every_edit(server, project, chromium)
+
+
+def follow_every_edit(server: Server, project: Path, driver: Any) -> None:
+    """Template, view, models, breaking and fixing edits, each shown by the open tab itself."""
     server.wait_serving()
-    driver = chromium
     driver.set_script_timeout(DEADLINE)
     driver.get(server.url + "/")
     wait_for_text(driver, "hello from testproject", DEADLINE, "the first page")

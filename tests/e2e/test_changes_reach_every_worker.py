@@ -20,6 +20,7 @@ import pytest
 
 from tests.helpers.gettext_mo import write_mo
 from tests.helpers.polling import DEADLINE, wait_for
+from tests.helpers.process_models import SPAWN
 from tests.helpers.procfs import holder
 from tests.helpers.server import EventStream, Server
 
@@ -208,12 +209,15 @@ def streams_in_every_process(server: Server, pids: set[int]) -> dict[int, list[E
     return by_pid
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_handled_changes_reach_every_serving_process(start, project, backend, workers):
+@pytest.mark.parametrize(
+    ("workers", "model"), [(1, ()), (2, ()), (2, SPAWN)], ids=["1", "2", "2-spawn"]
+)
+def test_handled_changes_reach_every_serving_process(start, project, backend, workers, model):
     add_probe_app(project)
     server = start(
-        "--backend", backend, "--workers", str(workers), env={"ASGISERVE_DEMO_BROWSER_RELOAD": "1"}
-    ).wait_serving("/every/")
+        "--backend", backend, "--workers", str(workers), *model,
+        env={"ASGISERVE_DEMO_BROWSER_RELOAD": "1"},
+    ).wait_serving("/every/")  # fmt: skip
     first = serving_processes(server, workers)
     pids = set(first)
     assert {p["template"] for p in first.values()} == {"template v1"}

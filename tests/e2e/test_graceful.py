@@ -69,11 +69,12 @@ urlpatterns.append(path("announced-slow/", _announced_slow))
 """
 
 
-def test_sigterm_lets_a_slow_request_finish(start, project, backend, tmp_path):
+def test_sigterm_lets_a_slow_request_finish(start, project, backend, tmp_path, process_model):
     urls = project / "testproject" / "urls.py"
     urls.write_text(urls.read_text() + ANNOUNCED_SLOW_VIEW)
     marker = tmp_path / "started"
-    server = start("--noreload", "--skip-checks", "--backend", backend).wait_serving()
+    server = start("--noreload", "--skip-checks", "--backend", backend, *process_model)
+    server.wait_serving()
     outcome: list[object] = []
 
     def slow_request() -> None:
@@ -95,8 +96,9 @@ def test_sigterm_lets_a_slow_request_finish(start, project, backend, tmp_path):
     assert server.wait_exit() == 0, server.output
 
 
-def test_sighup_replaces_workers_without_refusing_a_request(start, backend):
-    server = start("--noreload", "--skip-checks", "--backend", backend).wait_serving()
+def test_sighup_replaces_workers_without_refusing_a_request(start, backend, process_model):
+    server = start("--noreload", "--skip-checks", "--backend", backend, *process_model)
+    server.wait_serving()
     old_pid = pid_of_worker(server)
     poller = Poller(server)
     wait_for(lambda: len(poller.results) > 5, what="requests before the SIGHUP")
@@ -114,10 +116,12 @@ def test_sighup_replaces_workers_without_refusing_a_request(start, backend):
     assert server.process.poll() is None, "SIGHUP stopped the server"
 
 
-def test_sighup_with_two_workers_refuses_none(start, backend):
+def test_sighup_with_two_workers_refuses_none(start, backend, process_model):
     """Each worker accepts on a socket of its own (SO_REUSEPORT twins; gunicorn's arbiter shares
     one): every socket keeps being served while the workers are replaced."""
-    server = start("--noreload", "--skip-checks", "--backend", backend, "--workers", "2")
+    server = start(
+        "--noreload", "--skip-checks", "--backend", backend, "--workers", "2", *process_model
+    )
     server.wait_serving()
     poller = Poller(server)
     wait_for(lambda: len({text for _, text in poller.results}) >= 2, what="both workers")

@@ -56,8 +56,8 @@ def test_view_edit_is_served_by_a_new_worker(start, project):
     wait_for(lambda: not is_alive(old_pid), what=f"the old worker {old_pid} to exit")
 
 
-def test_no_request_fails_while_reloading(start, project, backend):
-    server = start("--backend", backend).wait_serving()
+def test_no_request_fails_while_reloading(start, project, backend, worker_model):
+    server = start("--backend", backend, *worker_model).wait_serving()
     views = project / "demo" / "views.py"
     messages = [ORIGINAL, *(f"edit number {n}" for n in range(1, 6))]
     results: list[tuple[int | None, str]] = []
@@ -94,8 +94,8 @@ def test_no_request_fails_while_reloading(start, project, backend):
         newest = max(newest, index)
 
 
-def test_template_edit_and_unrelated_files_do_not_restart(start, project):
-    server = start("--backend", "uvicorn").wait_serving()
+def test_template_edit_and_unrelated_files_do_not_restart(start, project, process_model):
+    server = start("--backend", "uvicorn", *process_model).wait_serving()
     pid = worker_pid(server)
     fragment = project / "demo" / "templates" / "demo" / "fragment.html"
     assert "template v1" in server.get("/template/").text
@@ -163,8 +163,8 @@ def broken_apps(apps: Path) -> str:
     )
 
 
-def test_syntax_error_in_a_view_serves_the_traceback_and_recovers(start, project):
-    server = start("--backend", "uvicorn").wait_serving()
+def test_syntax_error_in_a_view_serves_the_traceback_and_recovers(start, project, process_model):
+    server = start("--backend", "uvicorn", *process_model).wait_serving()
     views = project / "demo" / "views.py"
     original = views.read_text()
 

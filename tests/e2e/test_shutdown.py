@@ -38,8 +38,8 @@ def open_event_stream(server: Server) -> EventStream:
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
-def test_stop_with_an_open_stream_exits_cleanly(start, backend, how):
-    server = start("--backend", backend).wait_serving()
+def test_stop_with_an_open_stream_exits_cleanly(start, backend, how, worker_model):
+    server = start("--backend", backend, *worker_model).wait_serving()
     stream = open_event_stream(server)
 
     if how == "ctrl-c":

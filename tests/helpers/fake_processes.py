@@ -137,13 +137,13 @@ class FakeLauncher:
         fresh: bool,
         changed: Collection[Path],
         started: Callable[[Worker], None],
-    ) -> bool:
+    ) -> str:
         record = Start(tuple(seats), generation, fresh, frozenset(changed))
         self.starts.append(record)
         if self.gate is not None:
             await self.gate.wait()
         if self.dead:
-            return fresh
+            return "preloader started" if fresh else "fork"
         for seat in seats:
             self.next_pid += 1
             child = FakeChild(self, self.next_pid)
@@ -151,7 +151,7 @@ class FakeLauncher:
             child.worker = worker
             record.workers.append(worker)
             started(worker)
-        return fresh
+        return "preloader started" if fresh else "fork"
 
     # What a child does.
 

@@ -24,6 +24,7 @@ EXAMPLES: list[Message] = [
     {"cmd": "serve"},
     {"cmd": "stop"},
     {"cmd": "drain"},
+    {"cmd": "begin", "generation": "g2", "slot": 1},
     {"event": "stopping"},
     {"event": "recycle", "reason": "max-requests", "pid": 14, "served": 1003},
     {"event": "recycle", "reason": "max-memory", "pid": 15, "rss_mb": 212, "start_rss_mb": 80},

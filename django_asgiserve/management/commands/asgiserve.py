@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, SystemCheckEr
 from django.db import connections
 from django.utils.version import get_docs_version
 
-from django_asgiserve import addrport, backends, checks, run_config, startup
+from django_asgiserve import addrport, backends, checks, platforms, run_config, startup
 from django_asgiserve import sockets as listening
 from django_asgiserve.management import arguments
 from django_asgiserve.management.listeners import listen, public_hosts
@@ -129,13 +129,14 @@ class Command(BaseCommand):  # type: ignore[misc]
 
     def banner(self, server_config: run_config.ServerConfig, urls: list[str]) -> str:
         backend = backends.get(server_config.backend)
-        quit_command = "CTRL-BREAK" if sys.platform == "win32" else "CONTROL-C"
+        quit_command = "CTRL-BREAK" if platforms.is_windows() else "CONTROL-C"
         mode = "development" if server_config.reload else "(no reload)"
         lines = [
             datetime.now().strftime("%B %d, %Y - %X"),
             f"Django version {django.get_version()}, using settings {settings.SETTINGS_MODULE!r}",
             f"Starting ASGI/{backend.name} {backend.version()} {mode} server at {urls[0]}",
             *(f"Also listening at {url}" for url in urls[1:]),
+            f"Workers: {server_config.process_model} (--process-model).",
             *([f"Metrics at {self.metrics_url}"] if self.metrics_url else []),
             f"Quit the server with {quit_command}.",
         ]
