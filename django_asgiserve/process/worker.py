@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from django_asgiserve.asgi import error_page, stack
 from django_asgiserve.asgi.error_page import ExcInfo
 from django_asgiserve.asgi.types import ASGIApp
 from django_asgiserve.backends.base import Backend
+from django_asgiserve.insight.first_response import ServingSince
 from django_asgiserve.process import interrupts, recycling
 from django_asgiserve.process.protocol import WorkerChannel
 from django_asgiserve.process.worker_commands import WorkerCommands, exit_now
@@ -67,7 +69,8 @@ def run(
     if config.reload:
         tell_what_to_watch(channel, reloader)
     commands.wait_for_serve()
-    serve(config, backend, loaded, channel)
+    since = ServingSince(time.monotonic(), commands.change_seen)
+    serve(config, backend, loaded, channel, since)
 
 
 def take_signals(commands: WorkerCommands, channel: WorkerChannel) -> None:
@@ -135,9 +138,14 @@ def tell_what_to_watch(channel: WorkerChannel, reloader: WorkerReloader) -> None
 
 
 def serve(
-    config: ServerConfig, backend: Backend, loaded: Loaded, channel: WorkerChannel
+    config: ServerConfig,
+    backend: Backend,
+    loaded: Loaded,
+    channel: WorkerChannel,
+    since: ServingSince | None = None,
 ) -> NoReturn:
-    """Serve the sockets with the backend until it is stopped, then leave."""
+    """Serve the sockets with the backend until it is stopped, then leave (``since``: when told
+    to serve, for the first response's line at ``-v 2``)."""
     if config.reload and not config.skip_checks and not loaded.broken:
         threading.Thread(target=report_checks, daemon=True, name="asgiserve-checks").start()
     generation = config.generation if config.reload else None
@@ -156,6 +164,7 @@ def serve(
             access_log=config.access_log,
             served=served,
             loop_warn_ms=config.loop_warn_ms,
+            first_response=since if timed_first_response(config, loaded) else None,
         )
         recycling.watch_limits(config, served, channel.send)
         if not loaded.broken and config.request_cost:
@@ -177,6 +186,10 @@ def serve(
         traceback.print_exc()
         exit_now(1)
     exit_now(0)
+
+
+def timed_first_response(config: ServerConfig, loaded: Loaded) -> bool:
+    return config.reload and config.verbosity >= 2 and not loaded.broken
 
 
 def close_in_child(channel: WorkerChannel) -> None:
