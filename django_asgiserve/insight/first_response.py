@@ -23,6 +23,8 @@ class ServingSince:
 
     serving: float
     change_seen: float | None = None
+    #: Seconds the worker spent warming up before it said it had loaded.
+    warmed: float = 0.0
 
 
 def line(since: ServingSince, pid: int, arrived: float, answered: float) -> str:
@@ -31,8 +33,9 @@ def line(since: ServingSince, pid: int, arrived: float, answered: float) -> str:
     if since.change_seen is None:
         waited = (arrived - since.serving) * 1000
         return (
-            f"First response of worker {pid}: the request came {waited:.0f} ms after it began "
-            f"serving and was answered in {took:.0f} ms."
+            f"First response of worker {pid} (warmed up in {since.warmed * 1000:.0f} ms): the "
+            f"request came {waited:.0f} ms after it began serving and was answered in "
+            f"{took:.0f} ms."
         )
 
     def after(at: float) -> str:
@@ -40,8 +43,9 @@ def line(since: ServingSince, pid: int, arrived: float, answered: float) -> str:
         return f"+{(at - since.change_seen) * 1000:.0f} ms"
 
     return (
-        f"First response {after(answered)} after the change: worker {pid} serving "
-        f"{after(since.serving)}, request in {after(arrived)}, answered in {took:.0f} ms."
+        f"First response {after(answered)} after the change: worker {pid} warmed up in "
+        f"{since.warmed * 1000:.0f} ms, serving {after(since.serving)}, request in "
+        f"{after(arrived)}, answered in {took:.0f} ms."
     )
 
 

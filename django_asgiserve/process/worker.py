@@ -1,11 +1,12 @@
 """A worker process: loads the project's application and serves it on the inherited sockets.
 
 Its life, step by step (:func:`run`): take its signals, load the project (or the error page for
-it, see :mod:`~django_asgiserve.asgi.error_page`), keep Django's autoreload contract, say
-``loaded``, wait until the supervisor says ``serve`` (see :mod:`worker_commands`), serve until
-told to stop. Django's contract: it sends ``autoreload_started`` with a reloader whose
-``watch_dir()`` and ``extra_files`` the supervisor really watches, and for every change the
-supervisor reports it sends ``file_changed`` and answers whether a reload is needed.
+it, see :mod:`~django_asgiserve.asgi.error_page`), build what its first request would (see
+:mod:`warm_up`), keep Django's autoreload contract, say ``loaded``, wait until the supervisor
+says ``serve`` (see :mod:`worker_commands`), serve until told to stop. Django's contract: it
+sends ``autoreload_started`` with a reloader whose ``watch_dir()`` and ``extra_files`` the
+supervisor really watches, and for every change the supervisor reports it sends
+``file_changed`` and answers whether a reload is needed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from django_asgiserve.asgi.error_page import ExcInfo
 from django_asgiserve.asgi.types import ASGIApp
 from django_asgiserve.backends.base import Backend
 from django_asgiserve.insight.first_response import ServingSince
-from django_asgiserve.process import interrupts, recycling
+from django_asgiserve.process import interrupts, recycling, warm_up
 from django_asgiserve.process.protocol import WorkerChannel
 from django_asgiserve.process.worker_commands import WorkerCommands, exit_now
 from django_asgiserve.reload.autoreload import WorkerReloader
@@ -63,13 +64,14 @@ def run(
     commands = WorkerCommands(channel, backend, config)
     take_signals(commands, channel)
     loaded = load(config, setup_error)
+    warmed = warm(config, loaded)
     reloader = keep_the_reloader_contract(loaded, backend, inherited)
     commands.start(reloader)
     channel.send({"event": "loaded", "pid": os.getpid(), "broken": loaded.broken})
     if config.reload:
         tell_what_to_watch(channel, reloader)
     commands.wait_for_serve()
-    since = ServingSince(time.monotonic(), commands.change_seen)
+    since = ServingSince(time.monotonic(), commands.change_seen, warmed)
     serve(config, backend, loaded, channel, since)
 
 
@@ -103,6 +105,15 @@ def load(config: ServerConfig, setup_error: ExcInfo | None) -> Loaded:
         generation = config.generation if config.reload else None
         app = error_page.error_app(error, debug=debug, generation=generation)
     return Loaded(app, error, setup_failed=setup_error is not None)
+
+
+def warm(config: ServerConfig, loaded: Loaded) -> float:
+    """Build what the first request would (see :mod:`warm_up`); the seconds it took."""
+    if loaded.broken:
+        return 0.0
+    started = time.monotonic()
+    warm_up.warm_up(verbose=config.verbosity >= 2)
+    return time.monotonic() - started
 
 
 def keep_the_reloader_contract(
