@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROJECT = REPO_ROOT / "testproject"
@@ -84,9 +84,20 @@ _COPY_IGNORE = shutil.ignore_patterns(
     "node_modules",
     "db.sqlite3",
     "db.sqlite3-journal",
-    "staticfiles",
-    "media",
 )
+#: Skipped only at the top of the project, where uploads and collected files usually go (an
+#: app's ``fixtures/media``, say, is the project's own: its data commands copy from there).
+_TOP_IGNORE = frozenset({"staticfiles", "media"})
+
+
+def _copy_ignore(source: Path) -> Callable[[str, list[str]], set[str]]:
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        ignored = set(_COPY_IGNORE(folder, names))
+        if Path(folder) == source:
+            ignored |= _TOP_IGNORE.intersection(names)
+        return ignored
+
+    return ignore
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,7 +128,7 @@ def copy_project(source: Path, destination: Path) -> Path:
     """Copy ``source`` (a directory holding ``manage.py``) to ``destination``, minus caches/DB."""
     if not (source / "manage.py").is_file():
         raise SystemExit(f"{source} has no manage.py: not a Django project directory")
-    shutil.copytree(source, destination, ignore=_COPY_IGNORE, symlinks=True)
+    shutil.copytree(source, destination, ignore=_copy_ignore(source), symlinks=True)
     return destination
 
 

@@ -5,7 +5,7 @@ For every system it copies the project into a temporary directory, starts the se
 loopback port in its own process group and measures
 
 * cold start: spawn -> first HTTP 200 on the view URL;
-* reload latency for four kinds of edit, ``--edits`` times each (median, min-max): time from
+* reload latency for five kinds of edit, ``--edits`` times each (median, min-max): time from
   the file write to the first response showing the new value, polling every 10 ms with a fresh
   connection each time:
 
@@ -16,6 +16,10 @@ loopback port in its own process group and measures
     ``models.py``; a view added to the app's views at setup returns it (``/asgiserve-bench/
     models/``);
   - template: rewrite the template that a view renders, poll that view;
+  - page (with ``--page PATH``): a real page of the project, served by its own views and
+    templates, with the edit in a small middleware module the setup adds (it appends
+    ``<!-- MESSAGE -->`` to that page): rewrite its ``MESSAGE``, poll the page. The first
+    request after the reload is then the page's, with its queries and templates;
 
 * failures seen by the poller during every reload and the settle that follows it: connections
   refused, and other failures (reset, timeout, bad status, stale content after the new one).
@@ -45,6 +49,7 @@ import dataclasses
 import random
 import re
 import secrets
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -60,7 +65,7 @@ import _harness as h
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-KINDS = ("view", "urls", "models", "template")
+KINDS = ("view", "urls", "models", "template", "page")
 BENCH_PREFIX = "asgiserve-bench"
 MESSAGE_RE = re.compile(r'^MESSAGE = ".*"$', re.MULTILINE)
 MODELS_RE = re.compile(r'^# asgiserve bench edit .*\nASGISERVE_BENCH_VALUE = ".*"$', re.MULTILINE)
@@ -224,6 +229,9 @@ class Target:
     template_file: Path
     template_url: str
     layout: str
+    #: With ``--page``: the middleware module whose edit shows on ``page_url``.
+    page_file: Path | None = None
+    page_url: str = ""
 
     def rebased(self, old: Path, new: Path) -> Target:
         """The same target in a copy of the project made at ``new``."""
@@ -237,6 +245,7 @@ class Target:
             urls_file=move(self.urls_file),
             models_file=move(self.models_file) if self.models_file else None,
             template_file=move(self.template_file),
+            page_file=move(self.page_file) if self.page_file else None,
         )
 
 
@@ -266,6 +275,31 @@ def asgiserve_bench_models(request):
 
     return HttpResponse(models.ASGISERVE_BENCH_VALUE, content_type="text/plain")
 '''
+
+PAGE_MIDDLEWARE = '''"""Added by django-asgiserve's reload benchmark: the page edit shows here."""
+
+MESSAGE = "initial"
+
+
+def asgiserve_bench_page(get_response):
+    def middleware(request):
+        response = get_response(request)
+        if request.path == {page!r} and not response.streaming:
+            response.content += f"<!-- {{MESSAGE}} -->".encode()
+        return response
+
+    return middleware
+'''
+
+#: Renders ``argv[1]`` once (image renditions and the like are then in the database and media).
+RENDER_ONCE = """
+import sys
+import django
+django.setup()
+from django.test import Client
+response = Client().get(sys.argv[1], HTTP_HOST="localhost")
+print(response.status_code)
+"""
 
 URLS_SETUP = """
 
@@ -298,7 +332,18 @@ def _choose_app(info: h.ProjectInfo, wanted: str | None) -> str:
     raise SystemExit("cannot find a project app to add the benchmark view to; pass --app")
 
 
-def setup_target(info: h.ProjectInfo, wanted_app: str | None) -> Target:
+def setup_page(info: h.ProjectInfo, app: str, page: str) -> Path:
+    """The middleware that shows the page edit on ``page``, added last to ``MIDDLEWARE``."""
+    page_file = info.root / app / "asgiserve_bench_page.py"
+    page_file.write_text(PAGE_MIDDLEWARE.format(page=page))
+    with (info.root / f"{h.OVERLAY_MODULE}.py").open("a") as fh:
+        fh.write(
+            f'\nMIDDLEWARE = [*MIDDLEWARE, "{app}.asgiserve_bench_page.asgiserve_bench_page"]\n'
+        )
+    return page_file
+
+
+def setup_target(info: h.ProjectInfo, wanted_app: str | None, page: str | None = None) -> Target:
     """Add the benchmark's hooks to the copied project and describe what to edit and poll."""
     root = info.root
     demo_views = root / "demo" / "views.py"
@@ -352,6 +397,8 @@ def setup_target(info: h.ProjectInfo, wanted_app: str | None) -> Target:
             URLS_SETUP.format(views_module=views_module, prefix=BENCH_PREFIX, extra=extra_urls)
         )
     return Target(
+        page_file=setup_page(info, app, page) if page else None,
+        page_url=page or "",
         views_file=views_file,
         view_url=view_url,
         urls_file=urls_file,
@@ -414,6 +461,15 @@ def make_edit(target: Target, kind: str, index: int, system_slug: str) -> Edit |
             path.write_text(MODELS_RE.sub(replacement, path.read_text(), count=1))
 
         return Edit(kind, target.models_url, token, apply_models)
+    if kind == "page":
+        if target.page_file is None:
+            return None
+        page_file = target.page_file
+
+        def apply_page() -> None:
+            page_file.write_text(MESSAGE_RE.sub(f'MESSAGE = "{token}"', page_file.read_text()))
+
+        return Edit(kind, target.page_url, token, apply_page)
     if kind == "template":
         path = target.template_file
 
@@ -569,8 +625,9 @@ def run_system(
         time.sleep(opts.warmup)
         # Visit every polled page once, as a developer would before editing: the URLconf is
         # loaded and the template cached, so the first edit is not served by a cold cache.
-        for url in (target.view_url, target.models_url, target.template_url):
-            h.get(port, url, timeout=5.0)
+        for url in (target.view_url, target.models_url, target.template_url, target.page_url):
+            if url:
+                h.get(port, url, timeout=5.0)
         for kind in kinds:
             values: list[float | None] = []
             result.latencies[kind] = values
@@ -725,8 +782,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--edits", type=int, default=10, help="edits per kind (default: 10)")
     parser.add_argument(
         "--kinds",
-        default=",".join(KINDS),
-        help=f"comma-separated edit kinds among {', '.join(KINDS)} (default: all)",
+        help=f"comma-separated edit kinds among {', '.join(KINDS)} (default: all; page only "
+        "with --page)",
     )
     parser.add_argument(
         "--timeout", type=float, default=20.0, help="seconds before a reload is 'never' (20)"
@@ -748,10 +805,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--app", help="app receiving the benchmark hooks (generic projects)")
     parser.add_argument(
+        "--page", help="a real page of the project (URL path) for the 'page' edit kind"
+    )
+    parser.add_argument(
+        "--prepare",
+        action="append",
+        default=[],
+        metavar="COMMAND",
+        help="a manage.py command run after migrate, e.g. load_initial_data (repeatable)",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (copies and logs)"
     )
     args = parser.parse_args(argv)
-    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    default = ",".join(k for k in KINDS if k != "page" or args.page)
+    kinds = tuple(k.strip() for k in (args.kinds or default).split(",") if k.strip())
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         parser.error(f"--kinds: unknown kind(s) {unknown}; choose among {', '.join(KINDS)}")
@@ -780,7 +848,16 @@ def main(argv: list[str] | None = None) -> int:
         asgiserve_path = h.asgiserve_pythonpath(scratch)
         env = h.base_env([asgiserve_path] if asgiserve_path else [])
         info = h.prepare_project(h.copy_project(source, scratch / "golden"), env)
-        golden = (info, setup_target(info, args.app))
+        plain = {**env, "ASGISERVE_BENCH_VARIANT": "plain"}
+        for command in args.prepare:
+            _log(f"manage.py {command} ...")
+            h.run_checked(
+                [sys.executable, "manage.py", *shlex.split(command)], cwd=info.root, env=plain
+            )
+        if args.page:  # what the page builds on its first visit ever is in every copy
+            _log(f"rendering {args.page} once ...")
+            h.run_checked([sys.executable, "-c", RENDER_ONCE, args.page], cwd=info.root, env=plain)
+        golden = (info, setup_target(info, args.app, args.page))
         _log(f"project {source} prepared in {info.root} ({golden[1].layout})")
         for system in systems:
             try:
