@@ -71,6 +71,9 @@ class ServerConfig:
     #: Whether requests are logged in runserver's format (``--no-access-log``: not at all).
     access_log: bool = True
     verbosity: int = 1
+    #: With the reloader: the file where serving workers note what they built lazily, for the
+    #: next ones to build before they serve (see process.warm_up); empty: no warm-up.
+    warm_plan: str = ""
     #: ``--health-path``: answered before Django, 200 while serving, 503 once draining.
     health_path: str = ""
     #: ``--drain-delay``: seconds of serving (health 503) after SIGTERM before the stop.

@@ -1,45 +1,76 @@
-"""What a worker builds before it says ``loaded``, so that its first request costs what its
-second does: the URL resolver's reverse lookups, the template engines with their loaders and the
-project's own templates compiled into the cached loader, all with ``LANGUAGE_CODE`` active (its
-translation catalog loaded, if setting Django up had not). A forked backend worker (gunicorn's)
-inherits all of it.
+"""A new worker builds, before it says ``loaded``, what the workers it replaces had built lazily
+for their requests, so that its first request costs what its second does.
+
+Before a serving process judges an edit (Django's receivers may then empty its caches) it notes
+in the run's *warm-up plan* (a small JSON file the supervisor made, ``ServerConfig.warm_plan``)
+the templates its cached loaders hold. A new worker reads the plan after loading the project and,
+with ``LANGUAGE_CODE`` active (its translation catalog loaded), builds the URL resolver's reverse
+lookups and compiles those templates into its own cached loaders: what the page you were looking
+at needs, and nothing for a page that renders none. A forked backend worker (gunicorn's) inherits
+all of it. The first workers of a run have no plan: they build nothing ahead.
 
 It never runs a view or a middleware (either may have side effects); what runs of the project's
 code is what importing its template tag libraries and compiling its templates runs. A step that
-fails is skipped: the first request builds that part as it would have, and shows any error.
+fails is skipped: the request that needs it builds it as it would have, and shows any error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from django.template import Engine
+    from django.template.backends.django import DjangoTemplates
 
-#: Templates compiled at most per engine: a project with more compiles the rest on demand.
-MAX_TEMPLATES = 500
 #: Never a name that ``reverse()`` could find: reversing it populates the lookups, then fails.
 NO_SUCH_URL_NAME = "asgiserve: warm-up"
 
+Plan = dict[str, list[str]]
 
-def warm_up(*, verbose: bool = False) -> None:
-    """Build what the first request would; with ``verbose``, say which step failed."""
+
+def record(plan_path: str) -> None:
+    """Add the templates this process's cached loaders hold to the plan (by engine alias)."""
+    if not plan_path:
+        return
+    with contextlib.suppress(Exception):  # a plan is an optimisation: never in an edit's way
+        plan = read(plan_path)
+        for alias, names in cached_templates():
+            plan[alias] = sorted(set(plan.get(alias, ())) | names)
+        temporary = f"{plan_path}.{os.getpid()}"
+        with open(temporary, "w") as file:
+            json.dump(plan, file)
+        os.replace(temporary, plan_path)
+
+
+def read(plan_path: str) -> Plan:
+    try:
+        with open(plan_path) as file:
+            plan: Plan = json.load(file)
+    except (OSError, ValueError):
+        return {}
+    return plan if isinstance(plan, dict) else {}
+
+
+def warm_up(plan_path: str, *, verbose: bool = False) -> None:
+    """Build what the plan says the last workers had built; ``verbose``: say what failed."""
     from django.conf import settings
     from django.utils import translation
 
+    plan = read(plan_path) if plan_path else {}
+    if not plan:
+        return
     with translation.override(settings.LANGUAGE_CODE):
-        for step in STEPS:
+        for step in (populate_urls, lambda: compile_templates(plan)):
             try:
                 step()
             except Exception:
                 if verbose:
-                    sys.stderr.write(f"Warm-up skipped {step.__name__}():\n")
+                    sys.stderr.write("Warm-up: a step failed (the first request does it):\n")
                     traceback.print_exc()
 
 
@@ -54,59 +85,39 @@ def populate_urls() -> None:
             reverse(NO_SUCH_URL_NAME)
 
 
-def load_templates() -> None:
-    """Every Django template engine with its loaders, and when they cache, the project's own
-    templates compiled (not those of installed packages: they may be many, and rarely all used)."""
+def compile_templates(plan: Plan) -> None:
+    """Each planned template, by the name it was asked for, into its engine's cached loader."""
+    for alias, backend in caching_engines():
+        for name in plan.get(alias, ()):
+            with contextlib.suppress(Exception):  # its request shows the error, as without
+                backend.engine.get_template(name)
+
+
+def cached_templates() -> Iterator[tuple[str, set[str]]]:
+    """Each caching Django engine's alias and the names of the templates its loaders hold."""
+    from django.template.base import Template
+    from django.template.loaders.cached import Loader
+
+    for alias, backend in caching_engines():
+        names: set[str] = set()
+        for loader in backend.engine.template_loaders:
+            if isinstance(loader, Loader):
+                names.update(
+                    template.origin.template_name
+                    for template in list(loader.get_template_cache.values())
+                    if isinstance(template, Template) and template.origin.template_name
+                )
+        yield alias, names
+
+
+def caching_engines() -> Iterator[tuple[str, DjangoTemplates]]:
+    """The Django template engines (alias, backend) whose loaders cache compiled templates."""
     from django.template import engines
     from django.template.backends.django import DjangoTemplates
+    from django.template.loaders.cached import Loader
 
     for backend in engines.all():
-        if isinstance(backend, DjangoTemplates) and caches(backend.engine):
-            compile_templates(backend.engine, project_template_dirs(backend.engine))
-
-
-def caches(engine: Engine) -> bool:
-    from django.template.loaders.cached import Loader as CachedLoader
-
-    return any(isinstance(loader, CachedLoader) for loader in engine.template_loaders)
-
-
-def project_template_dirs(engine: Engine) -> list[Path]:
-    """The engine's ``DIRS`` and, with ``APP_DIRS``, the template folders of the project's apps."""
-    from django.template.utils import get_app_template_dirs
-
-    from django_asgiserve.reload.sources import library_paths
-
-    dirs = [Path(d) for d in engine.dirs]
-    if engine.app_dirs:
-        libraries = library_paths()
-        dirs += [
-            d
-            for d in map(Path, get_app_template_dirs("templates"))
-            if not any(d.resolve().is_relative_to(lib) for lib in libraries)
-        ]
-    return dirs
-
-
-def compile_templates(engine: Engine, dirs: list[Path]) -> None:
-    """Each template under ``dirs`` by the name a view would use, into the cached loader."""
-    for count, name in enumerate(template_names(dirs)):
-        if count >= MAX_TEMPLATES:
-            return
-        with contextlib.suppress(Exception):  # its request shows the error, as without warm-up
-            engine.get_template(name)
-
-
-def template_names(dirs: list[Path]) -> Iterator[str]:
-    seen: set[str] = set()
-    for root in dirs:
-        for folder, subfolders, files in os.walk(root):
-            subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-            for file in sorted(files):
-                name = Path(folder, file).relative_to(root).as_posix()
-                if not file.startswith(".") and name not in seen:
-                    seen.add(name)
-                    yield name
-
-
-STEPS: tuple[Callable[[], None], ...] = (populate_urls, load_templates)
+        if isinstance(backend, DjangoTemplates) and any(
+            isinstance(loader, Loader) for loader in backend.engine.template_loaders
+        ):
+            yield backend.name, backend

@@ -1,8 +1,8 @@
 """A worker process: loads the project's application and serves it on the inherited sockets.
 
 Its life, step by step (:func:`run`): take its signals, load the project (or the error page for
-it, see :mod:`~django_asgiserve.asgi.error_page`), build what its first request would (see
-:mod:`warm_up`), keep Django's autoreload contract, say ``loaded``, wait until the supervisor
+it, see :mod:`~django_asgiserve.asgi.error_page`), build what the workers it replaces had built
+(see :mod:`warm_up`), keep Django's autoreload contract, say ``loaded``, wait until the supervisor
 says ``serve`` (see :mod:`worker_commands`), serve until told to stop. Django's contract: it
 sends ``autoreload_started`` with a reloader whose ``watch_dir()`` and ``extra_files`` the
 supervisor really watches, and for every change the supervisor reports it sends
@@ -65,7 +65,7 @@ def run(
     take_signals(commands, channel)
     loaded = load(config, setup_error)
     warmed = warm(config, loaded)
-    reloader = keep_the_reloader_contract(loaded, backend, inherited)
+    reloader = keep_the_reloader_contract(loaded, backend, inherited, config.warm_plan)
     commands.start(reloader)
     channel.send({"event": "loaded", "pid": os.getpid(), "broken": loaded.broken})
     if config.reload:
@@ -108,24 +108,26 @@ def load(config: ServerConfig, setup_error: ExcInfo | None) -> Loaded:
 
 
 def warm(config: ServerConfig, loaded: Loaded) -> float:
-    """Build what the first request would (see :mod:`warm_up`); the seconds it took."""
+    """Build what the workers it replaces had built (see :mod:`warm_up`); the seconds it took."""
     if loaded.broken:
         return 0.0
     started = time.monotonic()
-    warm_up.warm_up(verbose=config.verbosity >= 2)
+    warm_up.warm_up(config.warm_plan, verbose=config.verbosity >= 2)
     return time.monotonic() - started
 
 
 def keep_the_reloader_contract(
-    loaded: Loaded, backend: Backend, inherited: frozenset[str]
+    loaded: Loaded, backend: Backend, inherited: frozenset[str], plan_path: str = ""
 ) -> WorkerReloader:
-    """The sender of Django's autoreload signals, ``autoreload_started`` sent."""
+    """The sender of Django's autoreload signals, ``autoreload_started`` sent; before it judges
+    an edit it notes what this process built in the warm-up plan at ``plan_path``."""
     from django.utils import autoreload
 
     reloader = WorkerReloader(
         broken=loaded.broken,
         cold=loaded.setup_failed,
         learned=lambda: learned_modules(inherited, backend.worker_only_packages),
+        before_judging=lambda: warm_up.record(plan_path),
     )
     if not loaded.setup_failed:
         autoreload.autoreload_started.send(sender=reloader)

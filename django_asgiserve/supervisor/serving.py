@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -51,6 +54,9 @@ def serve(run: Run) -> Outcome:
     tally = WorkerTally()
     metrics = None
     config = replace(run.config, socket_fds=[s.fileno() for s in run.sockets])
+    if config.reload:  # the workers' warm-up plan (process.warm_up), in a folder of this run's
+        plans = tempfile.mkdtemp(prefix="asgiserve-")
+        config = replace(config, warm_plan=os.path.join(plans, "warm-up.json"))
     if run.metrics_socket is not None:
         metrics = MetricsListener(
             run.metrics_socket, lambda: tally.figures(len(supervisor.pool.serving))
@@ -84,7 +90,11 @@ def serve(run: Run) -> Outcome:
     interrupts.hold_stops()
     # Before the event loop: workers forked from here must not inherit its signal handling.
     supervisor.launcher.prepare(size, pool.generation)
-    return asyncio.run(running(supervisor, run, metrics))
+    try:
+        return asyncio.run(running(supervisor, run, metrics))
+    finally:
+        if config.warm_plan:
+            shutil.rmtree(os.path.dirname(config.warm_plan), ignore_errors=True)
 
 
 async def running(supervisor: Supervisor, run: Run, metrics: MetricsListener | None) -> Outcome:
