@@ -71,8 +71,9 @@ class ServerConfig:
     #: Whether requests are logged in runserver's format (``--no-access-log``: not at all).
     access_log: bool = True
     verbosity: int = 1
-    #: With the reloader: the file where serving workers note what they built lazily, for the
-    #: next ones to build before they serve (see process.warm_up); empty: no warm-up.
+    #: With the reloader and ``WARM_UP``: new workers build what the ones they replace had, from
+    #: the file where serving workers note it (see process.warm_up); empty: no warm-up.
+    warm_up: bool = False
     warm_plan: str = ""
     #: ``--health-path``: answered before Django, 200 while serving, 503 once draining.
     health_path: str = ""

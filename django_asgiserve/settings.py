@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "SYNC_FAST_PATH": True,
     "LOOP_WARN_MS": None,
     "REQUEST_COST": True,
+    "WARM_UP": True,
     "ACCESS_LOG": True,
     "HEALTH_PATH": "",
     "DRAIN_DELAY": 0,
@@ -91,6 +92,7 @@ FLAGS = (
     "LIFESPAN_SIGNALS",
     "SYNC_FAST_PATH",
     "REQUEST_COST",
+    "WARM_UP",
     "ACCESS_LOG",
     "HTTPS",
 )
@@ -123,6 +125,8 @@ class ServeSettings:
     #: The event-loop watchdog's threshold (None: the default for the mode; see startup.py).
     loop_warn_ms: float | None = None
     request_cost: bool = True
+    #: Whether a new worker builds what the workers it replaces had (see process.warm_up).
+    warm_up: bool = True
     #: Whether each request is logged on ``django.server`` (see :mod:`asgi.access_log`).
     access_log: bool = True
     health_path: str = ""
@@ -275,6 +279,7 @@ def load() -> ServeSettings:
         sync_fast_path=merged["SYNC_FAST_PATH"],
         loop_warn_ms=None if merged["LOOP_WARN_MS"] is None else float(merged["LOOP_WARN_MS"]),
         request_cost=merged["REQUEST_COST"],
+        warm_up=merged["WARM_UP"],
         access_log=merged["ACCESS_LOG"],
         health_path=merged["HEALTH_PATH"],
         drain_delay=float(merged["DRAIN_DELAY"]),

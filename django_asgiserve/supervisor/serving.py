@@ -54,7 +54,7 @@ def serve(run: Run) -> Outcome:
     tally = WorkerTally()
     metrics = None
     config = replace(run.config, socket_fds=[s.fileno() for s in run.sockets])
-    if config.reload:  # the workers' warm-up plan (process.warm_up), in a folder of this run's
+    if config.warm_up:  # the workers' warm-up plan (process.warm_up), in a folder of this run's
         plans = tempfile.mkdtemp(prefix="asgiserve-")
         config = replace(config, warm_plan=os.path.join(plans, "warm-up.json"))
     if run.metrics_socket is not None:

@@ -78,3 +78,16 @@ def test_warm_with_both_cores_busy(start, project):
             "--backend", "uvicorn", "--workers", "2", env={"ASGISERVE_TEST_WARM_RUNS": str(runs)}
         )
         check_warm_after_reload(server, project, runs, 2)
+
+
+def test_warm_up_off(start, project):
+    """``ASGISERVE["WARM_UP"] = False``: the first request builds what it needs."""
+    install(project)
+    runs = project / "warm-runs.txt"
+    env = {"ASGISERVE_TEST_WARM_RUNS": str(runs), "ASGISERVE_DEMO_INSIGHT": '{"WARM_UP": false}'}
+    server = start("--backend", "uvicorn", env=env).wait_serving()
+    warm_answers(server, runs, "first", 1)
+    set_message(project / "demo" / "warm_views.py", "first", "second")
+    server.wait_output("Reloaded in")
+    first = warm_answers(server, runs, "second", 1)[0]
+    assert (first["urls_populated"], first["compiled"]) == (False, 1), first
