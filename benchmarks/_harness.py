@@ -37,13 +37,14 @@ HOST = "127.0.0.1"
 OVERLAY_MODULE = "asgiserve_bench_settings"
 
 #: Which ``INSTALLED_APPS`` a system runs with (see :data:`OVERLAY_TEMPLATE`).
-Variant = Literal["plain", "watchfiles", "daphne", "asgiserve"]
+Variant = Literal["plain", "watchfiles", "daphne", "asgiserve", "asgiserve-cold"]
 
 OVERLAY_TEMPLATE = '''"""Settings overlay written by django-asgiserve's benchmarks; do not edit.
 
 ASGISERVE_BENCH_VARIANT picks the INSTALLED_APPS: "plain" (no django_asgiserve, so Django's own
 runserver), "watchfiles" (plain + django_watchfiles), "daphne" (plain with daphne first) or
-"asgiserve" (django_asgiserve first). ASGISERVE_BENCH_DEBUG ("0"/"1") overrides DEBUG if set.
+"asgiserve" (django_asgiserve first; "asgiserve-cold": with ASGISERVE["WARM_UP"] False).
+ASGISERVE_BENCH_DEBUG ("0"/"1") overrides DEBUG if set.
 ASGISERVE_BENCH_QUIET=1 silences the request log (django.server), as the CLIs run without
 their access logs in the throughput benchmark.
 """
@@ -59,8 +60,10 @@ INSTALLED_APPS = [
     for app in INSTALLED_APPS  # noqa: F405
     if app.split(".")[0] not in _MANAGED
 ]
-if _VARIANT == "asgiserve":
+if _VARIANT in ("asgiserve", "asgiserve-cold"):
     INSTALLED_APPS.insert(0, "django_asgiserve")
+if _VARIANT == "asgiserve-cold":  # no warm-up of new workers
+    ASGISERVE = {{**globals().get("ASGISERVE", {{}}), "WARM_UP": False}}
 elif _VARIANT == "daphne":
     INSTALLED_APPS.insert(0, "daphne")
 elif _VARIANT == "watchfiles":

@@ -41,7 +41,7 @@ import reload
 DATA_COMMANDS = ("load_initial_data",)
 SYSTEMS = (
     "runserver,uvicorn --reload,granian --reload,"
-    "asgiserve-uvicorn,asgiserve-daphne,asgiserve-hypercorn"
+    "asgiserve-uvicorn,asgiserve-uvicorn-nowarm,asgiserve-daphne,asgiserve-hypercorn"
 )
 
 

@@ -161,6 +161,13 @@ SYSTEMS: tuple[System, ...] = (
         anchor=False,
     ),
     System(
+        "asgiserve-uvicorn-nowarm",
+        "asgiserve-cold",
+        _asgiserve("uvicorn"),
+        needs=("uvicorn",),
+        anchor=False,
+    ),
+    System(
         "asgiserve-daphne",
         "asgiserve",
         _asgiserve("daphne"),
