@@ -27,6 +27,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from django.template.backends.django import DjangoTemplates
 
+#: Templates compiled at most per engine: the plan keeps every template compiled since the
+#: server started (a warmed worker's loaders hold them too), which a long session may make many.
+MAX_TEMPLATES = 500
 #: Never a name that ``reverse()`` could find: reversing it populates the lookups, then fails.
 NO_SUCH_URL_NAME = "asgiserve: warm-up"
 
@@ -88,7 +91,7 @@ def populate_urls() -> None:
 def compile_templates(plan: Plan) -> None:
     """Each planned template, by the name it was asked for, into its engine's cached loader."""
     for alias, backend in caching_engines():
-        for name in plan.get(alias, ()):
+        for name in plan.get(alias, [])[:MAX_TEMPLATES]:
             with contextlib.suppress(Exception):  # its request shows the error, as without
                 backend.engine.get_template(name)
 
