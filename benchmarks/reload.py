@@ -269,7 +269,7 @@ def asgiserve_bench_message(request):
 
 
 def asgiserve_bench_template(request):
-    return render(request, "{app}/asgiserve_bench_fragment.html")
+    return render(request, "{label}/asgiserve_bench_fragment.html")
 '''
 
 MODELS_VIEW = '''
@@ -324,24 +324,31 @@ urlpatterns = [
 
 
 def _choose_app(info: h.ProjectInfo, wanted: str | None) -> str:
-    """The app that receives the benchmark's view, template and models constant."""
-    candidates = [app.split(".")[0] for app in info.installed_apps]
+    """The app (dotted, as in ``INSTALLED_APPS``) that receives the benchmark's view, template
+    and models constant: a top-level package with a ``models.py``, else an installed app of the
+    project with one (``hc.front``), else the first top-level package."""
     if wanted:
-        if not (info.root / wanted).is_dir():
+        if not _app_dir(info, wanted).is_dir():
             raise SystemExit(f"--app {wanted}: no such directory in {info.root}")
         return wanted
-    local = [app for app in candidates if (info.root / app).is_dir()]
-    for app in local:
-        if (info.root / app / "models.py").is_file():
+    tops = [app.split(".")[0] for app in info.installed_apps]
+    local = [app for app in tops if (info.root / app).is_dir()]
+    dotted = [app for app in info.installed_apps if "." in app and _app_dir(info, app).is_dir()]
+    for app in [*local, *dotted]:
+        if (_app_dir(info, app) / "models.py").is_file():
             return app
     if local:
         return local[0]
     raise SystemExit("cannot find a project app to add the benchmark view to; pass --app")
 
 
+def _app_dir(info: h.ProjectInfo, app: str) -> Path:
+    return info.root.joinpath(*app.split("."))
+
+
 def setup_page(info: h.ProjectInfo, app: str, page: str) -> Path:
     """The middleware that shows the page edit on ``page``, added last to ``MIDDLEWARE``."""
-    page_file = info.root / app / "asgiserve_bench_page.py"
+    page_file = _app_dir(info, app) / "asgiserve_bench_page.py"
     page_file.write_text(PAGE_MIDDLEWARE.format(page=page))
     with (info.root / f"{h.OVERLAY_MODULE}.py").open("a") as fh:
         fh.write(
@@ -373,9 +380,10 @@ def setup_target(info: h.ProjectInfo, wanted_app: str | None, page: str | None =
         app = _choose_app(info, wanted_app)
         if not info.template_app_dirs:
             raise SystemExit("the generic setup needs a TEMPLATES entry with APP_DIRS=True")
-        views_file = root / app / "asgiserve_bench_views.py"
-        views_file.write_text(BENCH_VIEWS.replace("{app}", app))
-        template_file = root / app / "templates" / app / "asgiserve_bench_fragment.html"
+        label = app.rsplit(".", 1)[-1]
+        views_file = _app_dir(info, app) / "asgiserve_bench_views.py"
+        views_file.write_text(BENCH_VIEWS.replace("{label}", label))
+        template_file = _app_dir(info, app) / "templates" / label / "asgiserve_bench_fragment.html"
         template_file.parent.mkdir(parents=True, exist_ok=True)
         template_file.write_text("template initial\n")
         view_url, template_url = f"/{BENCH_PREFIX}/view/", f"/{BENCH_PREFIX}/template/"
@@ -385,7 +393,7 @@ def setup_target(info: h.ProjectInfo, wanted_app: str | None, page: str | None =
             f"_asgiserve_bench_views.asgiserve_bench_{view}),\n"
             for name, view in (("view", "message"), ("template", "template"))
         )
-    models_file = root / app / "models.py"
+    models_file = _app_dir(info, app) / "models.py"
     has_models = models_file.is_file()
     if has_models:
         with models_file.open("a") as fh:
