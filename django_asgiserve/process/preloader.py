@@ -81,15 +81,18 @@ def serve_forks(
     setup_error: ExcInfo | None,
     can_fork: bool,
 ) -> None:
-    from django_asgiserve.process import forking, worker
+    from django_asgiserve.process import forking, warm_up, worker
     from django_asgiserve.reload.sources import module_files
 
     selector = selectors.DefaultSelector()
     selector.register(channel.sock, selectors.EVENT_READ)
     children: set[int] = set()
+    patterns = warm_up.PatternCompiler(config.warm_plan)
     while True:
         if not selector.select(timeout=REAP_SECONDS):
             reap(children)
+            if config.warm_plan and can_fork:  # off a fork's path: nothing asked meanwhile
+                patterns.precompile()
             continue
         message, fds = channel.receive_with_fds()
         if message is None:

@@ -19,13 +19,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from django.template.backends.django import DjangoTemplates
+    from django.urls.resolvers import URLResolver
 
 #: Templates compiled at most per engine: the plan keeps every template compiled since the
 #: server started (a warmed worker's loaders hold them too), which a long session may make many.
@@ -33,17 +35,25 @@ MAX_TEMPLATES = 500
 #: Never a name that ``reverse()`` could find: reversing it populates the lookups, then fails.
 NO_SUCH_URL_NAME = "asgiserve: warm-up"
 
+#: The plan's key for the URL patterns' regular expressions (no template engine is named so).
+PATTERNS = "(url patterns)"
+
+#: Template names by engine alias, and the URL patterns' regular expressions.
 Plan = dict[str, list[str]]
 
 
 def record(plan_path: str) -> None:
     """Add the templates this process's cached loaders hold to the plan (by engine alias)."""
+    merge(plan_path, dict(cached_templates()))
+
+
+def merge(plan_path: str, additions: Mapping[str, set[str]]) -> None:
     if not plan_path:
         return
     with contextlib.suppress(Exception):  # a plan is an optimisation: never in an edit's way
         plan = read(plan_path)
-        for alias, names in cached_templates():
-            plan[alias] = sorted(set(plan.get(alias, ())) | names)
+        for key, names in additions.items():
+            plan[key] = sorted(set(plan.get(key, ())) | names)
         temporary = f"{plan_path}.{os.getpid()}"
         with open(temporary, "w") as file:
             json.dump(plan, file)
@@ -68,7 +78,11 @@ def warm_up(plan_path: str, *, verbose: bool = False) -> None:
     if not plan:
         return
     with translation.override(settings.LANGUAGE_CODE):
-        for step in (populate_urls, lambda: compile_templates(plan)):
+        steps: tuple[Callable[[], None], ...] = (
+            lambda: populate_urls(plan_path),
+            lambda: compile_templates(plan),
+        )
+        for step in steps:
             try:
                 step()
             except Exception:
@@ -77,15 +91,52 @@ def warm_up(plan_path: str, *, verbose: bool = False) -> None:
                     traceback.print_exc()
 
 
-def populate_urls() -> None:
+def populate_urls(plan_path: str = "") -> None:
     """``reverse()`` of a name no URLconf has builds every reverse lookup of the root URLconf
-    for the active language (public API only), then fails as expected."""
+    for the active language (public API only), then fails as expected. Nearly all of that is
+    compiling each pattern's regular expression: they go into the plan, for the preloader to
+    compile ahead (:func:`precompile_patterns`), so that the next worker inherits them."""
     from django.conf import settings
-    from django.urls import NoReverseMatch, reverse
+    from django.urls import NoReverseMatch, get_resolver, reverse
 
     if getattr(settings, "ROOT_URLCONF", None):
         with contextlib.suppress(NoReverseMatch):
             reverse(NO_SUCH_URL_NAME)
+        merge(plan_path, {PATTERNS: set(url_regexes(get_resolver()))})
+
+
+def url_regexes(resolver: URLResolver) -> Iterator[str]:
+    """The regular expression of every pattern under ``resolver`` (compiled by now)."""
+    for entry in resolver.url_patterns:
+        yield entry.pattern.regex.pattern
+        if isinstance(entry, type(resolver)):
+            yield from url_regexes(entry)
+
+
+class PatternCompiler:
+    """In the preloader, between forks: the URL patterns' regular expressions of the plan
+    compiled, so that every worker it forks finds them in :mod:`re`'s cache of the most recent
+    patterns (documented) and populates its URL resolver without compiling them again."""
+
+    def __init__(self, plan_path: str) -> None:
+        self.plan_path = plan_path
+        self.seen: set[str] = set()
+        self.read_at = 0
+
+    def precompile(self) -> None:
+        """Compile the patterns the plan gained since the last time (a few ms, when idle)."""
+        try:
+            changed_at = os.stat(self.plan_path).st_mtime_ns
+        except OSError:
+            return
+        if changed_at == self.read_at:
+            return
+        self.read_at = changed_at
+        for pattern in read(self.plan_path).get(PATTERNS, []):
+            if pattern not in self.seen:
+                self.seen.add(pattern)
+                with contextlib.suppress(re.error, TypeError):
+                    re.compile(pattern)
 
 
 def compile_templates(plan: Plan) -> None:

@@ -5,11 +5,13 @@ hold, by the names asked for) and what a new one builds from it. The server test
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from django.template import engines
 from django.test import override_settings
+from django.urls import include, path, re_path
 
 from django_asgiserve.process import warm_up
 
@@ -64,3 +66,39 @@ def test_no_usable_plan_builds_nothing(templates: Path, tmp_path: Path, content)
         plan.write_text(content)
     warm_up.warm_up(str(plan))
     assert cached_names() == set()
+
+
+def view(request):
+    return None
+
+
+class URLCONF:
+    """A URLconf (a module, as far as Django cares)."""
+
+    urlpatterns = [
+        path("pages/<slug:slug>/", view, name="page"),
+        path("api/", include([re_path(r"^items/(?P<pk>\d+)/$", view, name="item")])),
+    ]
+
+
+def test_populating_urls_plans_their_regular_expressions(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    with override_settings(ROOT_URLCONF=URLCONF):
+        warm_up.populate_urls(str(plan))
+    planned = json.loads(plan.read_text())[warm_up.PATTERNS]
+    assert planned[:2] == ["^api/", r"^items/(?P<pk>\d+)/$"]
+    assert len(planned) == 3 and planned[2].startswith("^pages/(?P<slug>")
+
+
+def test_the_preloader_compiles_new_patterns_once_the_plan_changes(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    compiler = warm_up.PatternCompiler(str(plan))
+    compiler.precompile()  # no plan yet: nothing
+    plan.write_text(json.dumps({warm_up.PATTERNS: ["^a/$", "(unbalanced"]}))
+    compiler.precompile()
+    assert compiler.seen == {"^a/$", "(unbalanced"}
+    stamp = plan.stat().st_mtime_ns
+    plan.write_text(json.dumps({warm_up.PATTERNS: ["^b/$"]}))
+    os.utime(plan, ns=(stamp, stamp))
+    compiler.precompile()  # the same modification time: not read again
+    assert "^b/$" not in compiler.seen
