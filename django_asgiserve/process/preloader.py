@@ -1,5 +1,7 @@
 """The preloader: a process that imports Django, the backend and the project once, then forks
-a fresh worker in milliseconds whenever the supervisor asks for one.
+a fresh worker in milliseconds whenever the supervisor asks for one. Between forks it compiles
+the URL patterns of the run's warm-up plan, which its workers then inherit (see
+:mod:`~django_asgiserve.process.warm_up`).
 
 It stays single-threaded so that ``fork()`` is safe; if the project's start-up left threads
 running (or the platform cannot fork) it says so and becomes the worker it is first asked for,
