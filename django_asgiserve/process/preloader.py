@@ -89,11 +89,11 @@ def serve_forks(
     selector = selectors.DefaultSelector()
     selector.register(channel.sock, selectors.EVENT_READ)
     children: set[int] = set()
-    patterns = warm_up.PatternCompiler(config.warm_plan)
+    patterns = warm_up.PatternCompiler(config.warm_plan_fd)
     while True:
         if not selector.select(timeout=REAP_SECONDS):
             reap(children)
-            if config.warm_plan and can_fork:  # off a fork's path: nothing asked meanwhile
+            if config.warm_plan_fd >= 0 and can_fork:  # off a fork's path: nothing asked meanwhile
                 patterns.precompile()
             continue
         message, fds = channel.receive_with_fds()

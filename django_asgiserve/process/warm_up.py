@@ -2,7 +2,8 @@
 for their requests, so that its first request costs what its second does.
 
 Before a serving process judges an edit (Django's receivers may then empty its caches) it notes
-in the run's *warm-up plan* (a small JSON file the supervisor made, ``ServerConfig.warm_plan``)
+in the run's *warm-up plan* (JSON in an anonymous file the supervisor made, which every process
+of the run inherits: ``ServerConfig.warm_plan_fd``)
 the templates its cached loaders hold. A new worker reads the plan after loading the project and,
 with ``LANGUAGE_CODE`` active (its translation catalog loaded), builds the URL resolver's reverse
 lookups and compiles those templates into its own cached loaders: what the page you were looking
@@ -17,10 +18,12 @@ fails is skipped: the request that needs it builds it as it would have, and show
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
@@ -42,44 +45,58 @@ PATTERNS = "(url patterns)"
 Plan = dict[str, list[str]]
 
 
-def record(plan_path: str) -> None:
+def create_plan() -> int:
+    """A new, empty plan: an anonymous file (in the supervisor, before anything forks), which
+    ends with the last process that holds it, however they end."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("asgiserve-warm-up")
+    fd, path = tempfile.mkstemp(prefix="asgiserve-warm-up-")  # macOS: unnamed once unlinked
+    os.unlink(path)
+    return fd
+
+
+def record(plan_fd: int) -> None:
     """Add the templates this process's cached loaders hold to the plan (by engine alias)."""
-    merge(plan_path, dict(cached_templates()))
+    merge(plan_fd, dict(cached_templates()))
 
 
-def merge(plan_path: str, additions: Mapping[str, set[str]]) -> None:
-    if not plan_path:
+def merge(plan_fd: int, additions: Mapping[str, set[str]]) -> None:
+    if plan_fd < 0:
         return
     with contextlib.suppress(Exception):  # a plan is an optimisation: never in an edit's way
-        plan = read(plan_path)
-        for key, names in additions.items():
-            plan[key] = sorted(set(plan.get(key, ())) | names)
-        temporary = f"{plan_path}.{os.getpid()}"
-        with open(temporary, "w") as file:
-            json.dump(plan, file)
-        os.replace(temporary, plan_path)
+        fcntl.lockf(plan_fd, fcntl.LOCK_EX)  # per process: serving processes merge in turn
+        try:
+            plan = read(plan_fd)
+            for key, names in additions.items():
+                plan[key] = sorted(set(plan.get(key, ())) | names)
+            data = json.dumps(plan).encode()
+            os.pwrite(plan_fd, data, 0)
+            os.ftruncate(plan_fd, len(data))
+        finally:
+            fcntl.lockf(plan_fd, fcntl.LOCK_UN)
 
 
-def read(plan_path: str) -> Plan:
+def read(plan_fd: int) -> Plan:
+    """The plan (empty while there is none, or unreadable)."""
     try:
-        with open(plan_path) as file:
-            plan: Plan = json.load(file)
+        data = os.pread(plan_fd, os.fstat(plan_fd).st_size, 0)
+        plan: Plan = json.loads(data) if data else {}
     except (OSError, ValueError):
         return {}
     return plan if isinstance(plan, dict) else {}
 
 
-def warm_up(plan_path: str, *, verbose: bool = False) -> None:
+def warm_up(plan_fd: int, *, verbose: bool = False) -> None:
     """Build what the plan says the last workers had built; ``verbose``: say what failed."""
     from django.conf import settings
     from django.utils import translation
 
-    plan = read(plan_path) if plan_path else {}
+    plan = read(plan_fd) if plan_fd >= 0 else {}
     if not plan:
         return
     with translation.override(settings.LANGUAGE_CODE):
         steps: tuple[Callable[[], None], ...] = (
-            lambda: populate_urls(plan_path),
+            lambda: populate_urls(plan_fd),
             lambda: compile_templates(plan),
         )
         for step in steps:
@@ -91,7 +108,7 @@ def warm_up(plan_path: str, *, verbose: bool = False) -> None:
                     traceback.print_exc()
 
 
-def populate_urls(plan_path: str = "") -> None:
+def populate_urls(plan_fd: int = -1) -> None:
     """``reverse()`` of a name no URLconf has builds every reverse lookup of the root URLconf
     for the active language (public API only), then fails as expected. Nearly all of that is
     compiling each pattern's regular expression: they go into the plan, for the preloader to
@@ -102,7 +119,7 @@ def populate_urls(plan_path: str = "") -> None:
     if getattr(settings, "ROOT_URLCONF", None):
         with contextlib.suppress(NoReverseMatch):
             reverse(NO_SUCH_URL_NAME)
-        merge(plan_path, {PATTERNS: set(url_regexes(get_resolver()))})
+        merge(plan_fd, {PATTERNS: set(url_regexes(get_resolver()))})
 
 
 def url_regexes(resolver: URLResolver) -> Iterator[str]:
@@ -118,21 +135,21 @@ class PatternCompiler:
     compiled, so that every worker it forks finds them in :mod:`re`'s cache of the most recent
     patterns (documented) and populates its URL resolver without compiling them again."""
 
-    def __init__(self, plan_path: str) -> None:
-        self.plan_path = plan_path
+    def __init__(self, plan_fd: int) -> None:
+        self.plan_fd = plan_fd
         self.seen: set[str] = set()
         self.read_at = 0
 
     def precompile(self) -> None:
         """Compile the patterns the plan gained since the last time (a few ms, when idle)."""
         try:
-            changed_at = os.stat(self.plan_path).st_mtime_ns
+            changed_at = os.fstat(self.plan_fd).st_mtime_ns
         except OSError:
             return
         if changed_at == self.read_at:
             return
         self.read_at = changed_at
-        for pattern in read(self.plan_path).get(PATTERNS, []):
+        for pattern in read(self.plan_fd).get(PATTERNS, []):
             if pattern not in self.seen:
                 self.seen.add(pattern)
                 with contextlib.suppress(re.error, TypeError):

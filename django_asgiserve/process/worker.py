@@ -65,7 +65,7 @@ def run(
     take_signals(commands, channel)
     loaded = load(config, setup_error)
     warmed = warm(config, loaded)
-    reloader = keep_the_reloader_contract(loaded, backend, inherited, config.warm_plan)
+    reloader = keep_the_reloader_contract(loaded, backend, inherited, config.warm_plan_fd)
     commands.start(reloader)
     channel.send({"event": "loaded", "pid": os.getpid(), "broken": loaded.broken})
     if config.reload:
@@ -112,22 +112,22 @@ def warm(config: ServerConfig, loaded: Loaded) -> float:
     if loaded.broken:
         return 0.0
     started = time.monotonic()
-    warm_up.warm_up(config.warm_plan, verbose=config.verbosity >= 2)
+    warm_up.warm_up(config.warm_plan_fd, verbose=config.verbosity >= 2)
     return time.monotonic() - started
 
 
 def keep_the_reloader_contract(
-    loaded: Loaded, backend: Backend, inherited: frozenset[str], plan_path: str = ""
+    loaded: Loaded, backend: Backend, inherited: frozenset[str], plan_fd: int = -1
 ) -> WorkerReloader:
     """The sender of Django's autoreload signals, ``autoreload_started`` sent; before it judges
-    an edit it notes what this process built in the warm-up plan at ``plan_path``."""
+    an edit it notes what this process built in the warm-up plan (``plan_fd``)."""
     from django.utils import autoreload
 
     reloader = WorkerReloader(
         broken=loaded.broken,
         cold=loaded.setup_failed,
         learned=lambda: learned_modules(inherited, backend.worker_only_packages),
-        before_judging=lambda: warm_up.record(plan_path),
+        before_judging=lambda: warm_up.record(plan_fd),
     )
     if not loaded.setup_failed:
         autoreload.autoreload_started.send(sender=reloader)

@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
 import signal
 import socket
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from django_asgiserve import backends
-from django_asgiserve.process import interrupts
+from django_asgiserve.process import interrupts, warm_up
 from django_asgiserve.reload.watcher import Watcher
 from django_asgiserve.run_config import ServerConfig
 from django_asgiserve.supervisor.clock import MonotonicClock
@@ -54,9 +51,8 @@ def serve(run: Run) -> Outcome:
     tally = WorkerTally()
     metrics = None
     config = replace(run.config, socket_fds=[s.fileno() for s in run.sockets])
-    if config.warm_up:  # the workers' warm-up plan (process.warm_up), in a folder of this run's
-        plans = tempfile.mkdtemp(prefix="asgiserve-")
-        config = replace(config, warm_plan=os.path.join(plans, "warm-up.json"))
+    if config.warm_up:  # the workers' warm-up plan (process.warm_up): no file is left behind
+        config = replace(config, warm_plan_fd=warm_up.create_plan())
     if run.metrics_socket is not None:
         metrics = MetricsListener(
             run.metrics_socket, lambda: tally.figures(len(supervisor.pool.serving))
@@ -90,11 +86,7 @@ def serve(run: Run) -> Outcome:
     interrupts.hold_stops()
     # Before the event loop: workers forked from here must not inherit its signal handling.
     supervisor.launcher.prepare(size, pool.generation)
-    try:
-        return asyncio.run(running(supervisor, run, metrics))
-    finally:
-        if config.warm_plan:
-            shutil.rmtree(os.path.dirname(config.warm_plan), ignore_errors=True)
+    return asyncio.run(running(supervisor, run, metrics))
 
 
 async def running(supervisor: Supervisor, run: Run, metrics: MetricsListener | None) -> Outcome:
