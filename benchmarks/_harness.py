@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROJECT = REPO_ROOT / "testproject"
@@ -37,13 +37,14 @@ HOST = "127.0.0.1"
 OVERLAY_MODULE = "asgiserve_bench_settings"
 
 #: Which ``INSTALLED_APPS`` a system runs with (see :data:`OVERLAY_TEMPLATE`).
-Variant = Literal["plain", "watchfiles", "daphne", "asgiserve"]
+Variant = Literal["plain", "watchfiles", "daphne", "asgiserve", "asgiserve-cold"]
 
 OVERLAY_TEMPLATE = '''"""Settings overlay written by django-asgiserve's benchmarks; do not edit.
 
 ASGISERVE_BENCH_VARIANT picks the INSTALLED_APPS: "plain" (no django_asgiserve, so Django's own
 runserver), "watchfiles" (plain + django_watchfiles), "daphne" (plain with daphne first) or
-"asgiserve" (django_asgiserve first). ASGISERVE_BENCH_DEBUG ("0"/"1") overrides DEBUG if set.
+"asgiserve" (django_asgiserve first; "asgiserve-cold": with ASGISERVE["WARM_UP"] False).
+ASGISERVE_BENCH_DEBUG ("0"/"1") overrides DEBUG if set.
 ASGISERVE_BENCH_QUIET=1 silences the request log (django.server), as the CLIs run without
 their access logs in the throughput benchmark.
 """
@@ -59,8 +60,10 @@ INSTALLED_APPS = [
     for app in INSTALLED_APPS  # noqa: F405
     if app.split(".")[0] not in _MANAGED
 ]
-if _VARIANT == "asgiserve":
+if _VARIANT in ("asgiserve", "asgiserve-cold"):
     INSTALLED_APPS.insert(0, "django_asgiserve")
+if _VARIANT == "asgiserve-cold":  # no warm-up of new workers
+    ASGISERVE = {{**globals().get("ASGISERVE", {{}}), "WARM_UP": False}}
 elif _VARIANT == "daphne":
     INSTALLED_APPS.insert(0, "daphne")
 elif _VARIANT == "watchfiles":
@@ -84,9 +87,20 @@ _COPY_IGNORE = shutil.ignore_patterns(
     "node_modules",
     "db.sqlite3",
     "db.sqlite3-journal",
-    "staticfiles",
-    "media",
 )
+#: Skipped only at the top of the project, where uploads and collected files usually go (an
+#: app's ``fixtures/media``, say, is the project's own: its data commands copy from there).
+_TOP_IGNORE = frozenset({"staticfiles", "media"})
+
+
+def _copy_ignore(source: Path) -> Callable[[str, list[str]], set[str]]:
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        ignored = set(_COPY_IGNORE(folder, names))
+        if Path(folder) == source:
+            ignored |= _TOP_IGNORE.intersection(names)
+        return ignored
+
+    return ignore
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,7 +131,7 @@ def copy_project(source: Path, destination: Path) -> Path:
     """Copy ``source`` (a directory holding ``manage.py``) to ``destination``, minus caches/DB."""
     if not (source / "manage.py").is_file():
         raise SystemExit(f"{source} has no manage.py: not a Django project directory")
-    shutil.copytree(source, destination, ignore=_COPY_IGNORE, symlinks=True)
+    shutil.copytree(source, destination, ignore=_copy_ignore(source), symlinks=True)
     return destination
 
 

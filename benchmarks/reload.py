@@ -5,7 +5,7 @@ For every system it copies the project into a temporary directory, starts the se
 loopback port in its own process group and measures
 
 * cold start: spawn -> first HTTP 200 on the view URL;
-* reload latency for four kinds of edit, ``--edits`` times each (median, min-max): time from
+* reload latency for five kinds of edit, ``--edits`` times each (median, min-max): time from
   the file write to the first response showing the new value, polling every 10 ms with a fresh
   connection each time:
 
@@ -16,6 +16,10 @@ loopback port in its own process group and measures
     ``models.py``; a view added to the app's views at setup returns it (``/asgiserve-bench/
     models/``);
   - template: rewrite the template that a view renders, poll that view;
+  - page (with ``--page PATH``): a real page of the project, served by its own views and
+    templates, with the edit in a small middleware module the setup adds (it appends
+    ``<!-- MESSAGE -->`` to that page): rewrite its ``MESSAGE``, poll the page. The first
+    request after the reload is then the page's, with its queries and templates;
 
 * failures seen by the poller during every reload and the settle that follows it: connections
   refused, and other failures (reset, timeout, bad status, stale content after the new one).
@@ -46,6 +50,7 @@ import os
 import random
 import re
 import secrets
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -61,7 +66,7 @@ import _harness as h
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-KINDS = ("view", "urls", "models", "template")
+KINDS = ("view", "urls", "models", "template", "page")
 BENCH_PREFIX = "asgiserve-bench"
 MESSAGE_RE = re.compile(r'^MESSAGE = ".*"$', re.MULTILINE)
 MODELS_RE = re.compile(r'^# asgiserve bench edit .*\nASGISERVE_BENCH_VALUE = ".*"$', re.MULTILINE)
@@ -160,6 +165,13 @@ SYSTEMS: tuple[System, ...] = (
         anchor=False,
     ),
     System(
+        "asgiserve-uvicorn-nowarm",
+        "asgiserve-cold",
+        _asgiserve("uvicorn"),
+        needs=("uvicorn",),
+        anchor=False,
+    ),
+    System(
         "asgiserve-daphne",
         "asgiserve",
         _asgiserve("daphne"),
@@ -237,6 +249,9 @@ class Target:
     template_file: Path
     template_url: str
     layout: str
+    #: With ``--page``: the middleware module whose edit shows on ``page_url``.
+    page_file: Path | None = None
+    page_url: str = ""
 
     def rebased(self, old: Path, new: Path) -> Target:
         """The same target in a copy of the project made at ``new``."""
@@ -250,6 +265,7 @@ class Target:
             urls_file=move(self.urls_file),
             models_file=move(self.models_file) if self.models_file else None,
             template_file=move(self.template_file),
+            page_file=move(self.page_file) if self.page_file else None,
         )
 
 
@@ -266,7 +282,7 @@ def asgiserve_bench_message(request):
 
 
 def asgiserve_bench_template(request):
-    return render(request, "{app}/asgiserve_bench_fragment.html")
+    return render(request, "{label}/asgiserve_bench_fragment.html")
 '''
 
 MODELS_VIEW = '''
@@ -279,6 +295,31 @@ def asgiserve_bench_models(request):
 
     return HttpResponse(models.ASGISERVE_BENCH_VALUE, content_type="text/plain")
 '''
+
+PAGE_MIDDLEWARE = '''"""Added by django-asgiserve's reload benchmark: the page edit shows here."""
+
+MESSAGE = "initial"
+
+
+def asgiserve_bench_page(get_response):
+    def middleware(request):
+        response = get_response(request)
+        if request.path == {page!r} and not response.streaming:
+            response.content += f"<!-- {{MESSAGE}} -->".encode()
+        return response
+
+    return middleware
+'''
+
+#: Renders ``argv[1]`` once (image renditions and the like are then in the database and media).
+RENDER_ONCE = """
+import sys
+import django
+django.setup()
+from django.test import Client
+response = Client().get(sys.argv[1], HTTP_HOST="localhost")
+print(response.status_code)
+"""
 
 URLS_SETUP = """
 
@@ -296,22 +337,40 @@ urlpatterns = [
 
 
 def _choose_app(info: h.ProjectInfo, wanted: str | None) -> str:
-    """The app that receives the benchmark's view, template and models constant."""
-    candidates = [app.split(".")[0] for app in info.installed_apps]
+    """The app (dotted, as in ``INSTALLED_APPS``) that receives the benchmark's view, template
+    and models constant: a top-level package with a ``models.py``, else an installed app of the
+    project with one (``hc.front``), else the first top-level package."""
     if wanted:
-        if not (info.root / wanted).is_dir():
+        if not _app_dir(info, wanted).is_dir():
             raise SystemExit(f"--app {wanted}: no such directory in {info.root}")
         return wanted
-    local = [app for app in candidates if (info.root / app).is_dir()]
-    for app in local:
-        if (info.root / app / "models.py").is_file():
+    tops = [app.split(".")[0] for app in info.installed_apps]
+    local = [app for app in tops if (info.root / app).is_dir()]
+    dotted = [app for app in info.installed_apps if "." in app and _app_dir(info, app).is_dir()]
+    for app in [*local, *dotted]:
+        if (_app_dir(info, app) / "models.py").is_file():
             return app
     if local:
         return local[0]
     raise SystemExit("cannot find a project app to add the benchmark view to; pass --app")
 
 
-def setup_target(info: h.ProjectInfo, wanted_app: str | None) -> Target:
+def _app_dir(info: h.ProjectInfo, app: str) -> Path:
+    return info.root.joinpath(*app.split("."))
+
+
+def setup_page(info: h.ProjectInfo, app: str, page: str) -> Path:
+    """The middleware that shows the page edit on ``page``, added last to ``MIDDLEWARE``."""
+    page_file = _app_dir(info, app) / "asgiserve_bench_page.py"
+    page_file.write_text(PAGE_MIDDLEWARE.format(page=page))
+    with (info.root / f"{h.OVERLAY_MODULE}.py").open("a") as fh:
+        fh.write(
+            f'\nMIDDLEWARE = [*MIDDLEWARE, "{app}.asgiserve_bench_page.asgiserve_bench_page"]\n'
+        )
+    return page_file
+
+
+def setup_target(info: h.ProjectInfo, wanted_app: str | None, page: str | None = None) -> Target:
     """Add the benchmark's hooks to the copied project and describe what to edit and poll."""
     root = info.root
     demo_views = root / "demo" / "views.py"
@@ -334,9 +393,10 @@ def setup_target(info: h.ProjectInfo, wanted_app: str | None) -> Target:
         app = _choose_app(info, wanted_app)
         if not info.template_app_dirs:
             raise SystemExit("the generic setup needs a TEMPLATES entry with APP_DIRS=True")
-        views_file = root / app / "asgiserve_bench_views.py"
-        views_file.write_text(BENCH_VIEWS.replace("{app}", app))
-        template_file = root / app / "templates" / app / "asgiserve_bench_fragment.html"
+        label = app.rsplit(".", 1)[-1]
+        views_file = _app_dir(info, app) / "asgiserve_bench_views.py"
+        views_file.write_text(BENCH_VIEWS.replace("{label}", label))
+        template_file = _app_dir(info, app) / "templates" / label / "asgiserve_bench_fragment.html"
         template_file.parent.mkdir(parents=True, exist_ok=True)
         template_file.write_text("template initial\n")
         view_url, template_url = f"/{BENCH_PREFIX}/view/", f"/{BENCH_PREFIX}/template/"
@@ -346,7 +406,7 @@ def setup_target(info: h.ProjectInfo, wanted_app: str | None) -> Target:
             f"_asgiserve_bench_views.asgiserve_bench_{view}),\n"
             for name, view in (("view", "message"), ("template", "template"))
         )
-    models_file = root / app / "models.py"
+    models_file = _app_dir(info, app) / "models.py"
     has_models = models_file.is_file()
     if has_models:
         with models_file.open("a") as fh:
@@ -365,6 +425,8 @@ def setup_target(info: h.ProjectInfo, wanted_app: str | None) -> Target:
             URLS_SETUP.format(views_module=views_module, prefix=BENCH_PREFIX, extra=extra_urls)
         )
     return Target(
+        page_file=setup_page(info, app, page) if page else None,
+        page_url=page or "",
         views_file=views_file,
         view_url=view_url,
         urls_file=urls_file,
@@ -427,6 +489,15 @@ def make_edit(target: Target, kind: str, index: int, system_slug: str) -> Edit |
             path.write_text(MODELS_RE.sub(replacement, path.read_text(), count=1))
 
         return Edit(kind, target.models_url, token, apply_models)
+    if kind == "page":
+        if target.page_file is None:
+            return None
+        page_file = target.page_file
+
+        def apply_page() -> None:
+            page_file.write_text(MESSAGE_RE.sub(f'MESSAGE = "{token}"', page_file.read_text()))
+
+        return Edit(kind, target.page_url, token, apply_page)
     if kind == "template":
         path = target.template_file
 
@@ -582,8 +653,9 @@ def run_system(
         time.sleep(opts.warmup)
         # Visit every polled page once, as a developer would before editing: the URLconf is
         # loaded and the template cached, so the first edit is not served by a cold cache.
-        for url in (target.view_url, target.models_url, target.template_url):
-            h.get(port, url, timeout=5.0)
+        for url in (target.view_url, target.models_url, target.template_url, target.page_url):
+            if url:
+                h.get(port, url, timeout=5.0)
         for kind in kinds:
             values: list[float | None] = []
             result.latencies[kind] = values
@@ -738,8 +810,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--edits", type=int, default=10, help="edits per kind (default: 10)")
     parser.add_argument(
         "--kinds",
-        default=",".join(KINDS),
-        help=f"comma-separated edit kinds among {', '.join(KINDS)} (default: all)",
+        help=f"comma-separated edit kinds among {', '.join(KINDS)} (default: all; page only "
+        "with --page)",
     )
     parser.add_argument(
         "--timeout", type=float, default=20.0, help="seconds before a reload is 'never' (20)"
@@ -761,6 +833,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--app", help="app receiving the benchmark hooks (generic projects)")
     parser.add_argument(
+        "--page", help="a real page of the project (URL path) for the 'page' edit kind"
+    )
+    parser.add_argument(
+        "--prepare",
+        action="append",
+        default=[],
+        metavar="COMMAND",
+        help="a manage.py command run after migrate, e.g. load_initial_data (repeatable)",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (copies and logs)"
     )
     parser.add_argument(
@@ -769,7 +851,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="servers on CPU 1, this process (the poller, the edits) on CPU 0",
     )
     args = parser.parse_args(argv)
-    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    default = ",".join(k for k in KINDS if k != "page" or args.page)
+    kinds = tuple(k.strip() for k in (args.kinds or default).split(",") if k.strip())
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         parser.error(f"--kinds: unknown kind(s) {unknown}; choose among {', '.join(KINDS)}")
@@ -801,7 +884,16 @@ def main(argv: list[str] | None = None) -> int:
         asgiserve_path = h.asgiserve_pythonpath(scratch)
         env = h.base_env([asgiserve_path] if asgiserve_path else [])
         info = h.prepare_project(h.copy_project(source, scratch / "golden"), env)
-        golden = (info, setup_target(info, args.app))
+        plain = {**env, "ASGISERVE_BENCH_VARIANT": "plain"}
+        for command in args.prepare:
+            _log(f"manage.py {command} ...")
+            h.run_checked(
+                [sys.executable, "manage.py", *shlex.split(command)], cwd=info.root, env=plain
+            )
+        if args.page:  # what the page builds on its first visit ever is in every copy
+            _log(f"rendering {args.page} once ...")
+            h.run_checked([sys.executable, "-c", RENDER_ONCE, args.page], cwd=info.root, env=plain)
+        golden = (info, setup_target(info, args.app, args.page))
         _log(f"project {source} prepared in {info.root} ({golden[1].layout})")
         for system in systems:
             try:

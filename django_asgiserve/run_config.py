@@ -71,6 +71,11 @@ class ServerConfig:
     #: Whether requests are logged in runserver's format (``--no-access-log``: not at all).
     access_log: bool = True
     verbosity: int = 1
+    #: With the reloader and ``WARM_UP``: new workers build what the ones they replace had, from
+    #: the anonymous file where serving workers note it, as numbered in the children (see
+    #: process.warm_up; -1: no warm-up).
+    warm_up: bool = False
+    warm_plan_fd: int = -1
     #: ``--health-path``: answered before Django, 200 while serving, 503 once draining.
     health_path: str = ""
     #: ``--drain-delay``: seconds of serving (health 503) after SIGTERM before the stop.
@@ -87,8 +92,9 @@ class ServerConfig:
 
     @property
     def board_fds(self) -> list[int]:
-        """The metrics board's descriptor, for a child that must inherit it."""
-        return [self.metrics_fd] if self.metrics_fd >= 0 else []
+        """The metrics board's and the warm-up plan's descriptors, for a child that must inherit
+        them."""
+        return [fd for fd in (self.metrics_fd, self.warm_plan_fd) if fd >= 0]
 
     #: ``--max-worker-memory``: MiB a worker's largest process may hold (0: no limit); see
     #: process.memory.

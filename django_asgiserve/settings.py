@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "SYNC_FAST_PATH": True,
     "LOOP_WARN_MS": None,
     "REQUEST_COST": True,
+    "WARM_UP": True,
     "ACCESS_LOG": True,
     "HEALTH_PATH": "",
     "DRAIN_DELAY": 0,
@@ -98,6 +99,7 @@ FLAGS = (
     "LIFESPAN_SIGNALS",
     "SYNC_FAST_PATH",
     "REQUEST_COST",
+    "WARM_UP",
     "ACCESS_LOG",
     "HTTPS",
 )
@@ -130,21 +132,21 @@ class ServeSettings:
     #: The event-loop watchdog's threshold (None: the default for the mode; see startup.py).
     loop_warn_ms: float | None = None
     request_cost: bool = True
+    #: Whether a new worker builds what the workers it replaces had (see process.warm_up).
+    warm_up: bool = True
     #: Whether each request is logged on ``django.server`` (see :mod:`asgi.access_log`).
     access_log: bool = True
     health_path: str = ""
     drain_delay: float = 0.0
     #: ``[addr:]port`` of the supervisor's Prometheus listener; empty: none.
     metrics: str = ""
-    #: ``--startup-timeout``, ``--max-requests``, ``--max-requests-jitter`` and
-    #: ``--max-worker-memory`` (MiB) when the command line leaves them out.
+    #: The command's options of the same names when it leaves them out (memory in MiB).
     startup_timeout: float = 60.0
     max_requests: int = 0
     max_requests_jitter: int = 0
     max_worker_memory: int = 0
-    #: ``--https`` when the command line leaves it out (see :mod:`django_asgiserve.https`).
     https: bool = False
-    #: ``--process-model`` when the command line leaves it out (None: the platform's default).
+    #: None: the platform's default (see :mod:`django_asgiserve.platforms`).
     process_model: str | None = None
 
 
@@ -284,6 +286,7 @@ def load() -> ServeSettings:
         sync_fast_path=merged["SYNC_FAST_PATH"],
         loop_warn_ms=None if merged["LOOP_WARN_MS"] is None else float(merged["LOOP_WARN_MS"]),
         request_cost=merged["REQUEST_COST"],
+        warm_up=merged["WARM_UP"],
         access_log=merged["ACCESS_LOG"],
         health_path=merged["HEALTH_PATH"],
         drain_delay=float(merged["DRAIN_DELAY"]),

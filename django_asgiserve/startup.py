@@ -158,6 +158,7 @@ def fleet_options(options: dict[str, Any], serve_settings: ServeSettings) -> Fle
 class InsightOptions(TypedDict):
     loop_warn_ms: float
     request_cost: bool
+    warm_up: bool
     access_log: bool
     verbosity: int
     pdb: bool
@@ -186,6 +187,7 @@ def insight_options(
     return {
         "loop_warn_ms": float(loop_warn_ms),
         "request_cost": reload and serve_settings.request_cost and bool(access_log),
+        "warm_up": reload and serve_settings.warm_up,
         "access_log": bool(access_log),
         "verbosity": int(options.get("verbosity", 1)),
         "pdb": bool(options.get("pdb")),

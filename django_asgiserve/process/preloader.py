@@ -1,5 +1,7 @@
 """The preloader: a process that imports Django, the backend and the project once, then forks
-a fresh worker in milliseconds whenever the supervisor asks for one.
+a fresh worker in milliseconds whenever the supervisor asks for one. Between forks it compiles
+the URL patterns of the run's warm-up plan, which its workers then inherit (see
+:mod:`~django_asgiserve.process.warm_up`).
 
 It stays single-threaded so that ``fork()`` is safe; if the project's start-up left threads
 running (or the platform cannot fork) it says so and becomes the worker it is first asked for,
@@ -80,15 +82,18 @@ def serve_forks(
     setup_error: ExcInfo | None,
     can_fork: bool,
 ) -> None:
-    from django_asgiserve.process import forking, worker
+    from django_asgiserve.process import forking, warm_up, worker
     from django_asgiserve.reload.sources import module_files
 
     selector = selectors.DefaultSelector()
     selector.register(channel.sock, selectors.EVENT_READ)
     children: set[int] = set()
+    patterns = warm_up.PatternCompiler(config.warm_plan_fd)
     while True:
         if not selector.select(timeout=REAP_SECONDS):
             reap(children)
+            if config.warm_plan_fd >= 0 and can_fork:  # off a fork's path: nothing asked meanwhile
+                patterns.precompile()
             continue
         message, fds = channel.receive_with_fds()
         if message is None:

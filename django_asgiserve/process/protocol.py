@@ -17,7 +17,8 @@ preloader      ``import``          import these library ``modules`` before the n
 preloader ->   ``booted``          Django is set up: ``can_fork``, ``broken``, ``preloaded``
 supervisor     ``forked``          the worker forked for the last ``fork`` is ``pid``
                ``imported``        done importing: ``can_fork``, ``preloaded`` now
-supervisor ->  ``serve``           start serving (the start-up checks are over)
+supervisor ->  ``serve``           start serving (the start-up checks are over); after an edit,
+                                   ``since``: when it was seen (monotonic clock)
 worker         ``changed``         what does the change of ``paths`` mean? (request ``id``)
                ``stop``            stop gracefully
                ``drain``           keep serving, the health path answering 503 (--drain-delay)
@@ -79,6 +80,8 @@ class ImportedEvent(TypedDict):
 
 class ServeCommand(TypedDict):
     cmd: Literal["serve"]
+    #: After an edit: when the supervisor saw it (``time.monotonic()``, one clock per machine).
+    since: float | None
 
 
 class ChangedCommand(TypedDict):

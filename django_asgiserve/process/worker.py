@@ -1,11 +1,12 @@
 """A worker process: loads the project's application and serves it on the inherited sockets.
 
 Its life, step by step (:func:`run`): take its signals, load the project (or the error page for
-it, see :mod:`~django_asgiserve.asgi.error_page`), keep Django's autoreload contract, say
-``loaded``, wait until the supervisor says ``serve`` (see :mod:`worker_commands`), serve until
-told to stop. Django's contract: it sends ``autoreload_started`` with a reloader whose
-``watch_dir()`` and ``extra_files`` the supervisor really watches, and for every change the
-supervisor reports it sends ``file_changed`` and answers whether a reload is needed.
+it, see :mod:`~django_asgiserve.asgi.error_page`), build what the workers it replaces had built
+(see :mod:`warm_up`), keep Django's autoreload contract, say ``loaded``, wait until the supervisor
+says ``serve`` (see :mod:`worker_commands`), serve until told to stop. Django's contract: it
+sends ``autoreload_started`` with a reloader whose ``watch_dir()`` and ``extra_files`` the
+supervisor really watches, and for every change the supervisor reports it sends
+``file_changed`` and answers whether a reload is needed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,8 @@ from django_asgiserve.asgi import error_page, stack
 from django_asgiserve.asgi.error_page import ExcInfo
 from django_asgiserve.asgi.types import ASGIApp
 from django_asgiserve.backends.base import Backend
-from django_asgiserve.process import interrupts, recycling
+from django_asgiserve.insight.first_response import ServingSince
+from django_asgiserve.process import interrupts, recycling, warm_up
 from django_asgiserve.process.protocol import WorkerChannel
 from django_asgiserve.process.worker_commands import WorkerCommands, exit_now
 from django_asgiserve.reload.autoreload import WorkerReloader
@@ -61,13 +64,15 @@ def run(
     commands = WorkerCommands(channel, backend, config)
     take_signals(commands, channel)
     loaded = load(config, setup_error)
-    reloader = keep_the_reloader_contract(loaded, backend, inherited)
+    warmed = warm(config, loaded)
+    reloader = keep_the_reloader_contract(loaded, backend, inherited, config.warm_plan_fd)
     commands.start(reloader)
     channel.send({"event": "loaded", "pid": os.getpid(), "broken": loaded.broken})
     if config.reload:
         tell_what_to_watch(channel, reloader)
     commands.wait_for_serve()
-    serve(config, backend, loaded, channel)
+    since = ServingSince(time.monotonic(), commands.change_seen, warmed)
+    serve(config, backend, loaded, channel, since)
 
 
 def take_signals(commands: WorkerCommands, channel: WorkerChannel) -> None:
@@ -103,16 +108,27 @@ def load(config: ServerConfig, setup_error: ExcInfo | None) -> Loaded:
     return Loaded(app, error, setup_failed=setup_error is not None)
 
 
+def warm(config: ServerConfig, loaded: Loaded) -> float:
+    """Build what the workers it replaces had built (see :mod:`warm_up`); the seconds it took."""
+    if loaded.broken:
+        return 0.0
+    started = time.monotonic()
+    warm_up.warm_up(config.warm_plan_fd, verbose=config.verbosity >= 2)
+    return time.monotonic() - started
+
+
 def keep_the_reloader_contract(
-    loaded: Loaded, backend: Backend, inherited: frozenset[str]
+    loaded: Loaded, backend: Backend, inherited: frozenset[str], plan_fd: int = -1
 ) -> WorkerReloader:
-    """The sender of Django's autoreload signals, ``autoreload_started`` sent."""
+    """The sender of Django's autoreload signals, ``autoreload_started`` sent; before it judges
+    an edit it notes what this process built in the warm-up plan (``plan_fd``)."""
     from django.utils import autoreload
 
     reloader = WorkerReloader(
         broken=loaded.broken,
         cold=loaded.setup_failed,
         learned=lambda: learned_modules(inherited, backend.worker_only_packages),
+        before_judging=lambda: warm_up.record(plan_fd),
     )
     if not loaded.setup_failed:
         autoreload.autoreload_started.send(sender=reloader)
@@ -136,9 +152,14 @@ def tell_what_to_watch(channel: WorkerChannel, reloader: WorkerReloader) -> None
 
 
 def serve(
-    config: ServerConfig, backend: Backend, loaded: Loaded, channel: WorkerChannel
+    config: ServerConfig,
+    backend: Backend,
+    loaded: Loaded,
+    channel: WorkerChannel,
+    since: ServingSince | None = None,
 ) -> NoReturn:
-    """Serve the sockets with the backend until it is stopped, then leave."""
+    """Serve the sockets with the backend until it is stopped, then leave (``since``: when told
+    to serve, for the first response's line at ``-v 2``)."""
     if config.reload and not config.skip_checks and not loaded.broken:
         threading.Thread(target=report_checks, daemon=True, name="asgiserve-checks").start()
     generation = config.generation if config.reload else None
@@ -157,6 +178,7 @@ def serve(
             access_log=config.access_log,
             served=served,
             loop_warn_ms=config.loop_warn_ms,
+            first_response=since if timed_first_response(config, loaded) else None,
         )
         recycling.watch_limits(config, served, channel.send)
         if not loaded.broken and config.request_cost:
@@ -178,6 +200,10 @@ def serve(
         traceback.print_exc()
         exit_now(1)
     exit_now(0)
+
+
+def timed_first_response(config: ServerConfig, loaded: Loaded) -> bool:
+    return config.reload and config.verbosity >= 2 and not loaded.broken
 
 
 def close_in_child(channel: WorkerChannel) -> None:

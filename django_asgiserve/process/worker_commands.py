@@ -32,6 +32,8 @@ class WorkerCommands:
         self.config = config
         self.reloader: WorkerReloader | None = None
         self.told_to_serve = threading.Event()
+        #: When the edit this worker loaded was seen (none for the first workers).
+        self.change_seen: float | None = None
         #: Whether the backend may be serving (a stop then goes through its graceful stop).
         self.serving = False
         # Reentrant: SIGTERM runs stop() on the main thread, which may hold it.
@@ -60,6 +62,7 @@ class WorkerCommands:
 
     def handle(self, message: WorkerCommand) -> None:
         if message["cmd"] == "serve":
+            self.change_seen = message["since"]
             self.told_to_serve.set()
         elif message["cmd"] == "changed":
             self.classify(message["id"], message["paths"])

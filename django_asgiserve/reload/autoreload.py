@@ -28,8 +28,17 @@ class WorkerReloader:
     those (as Django's ``BaseReloader`` does) and classifies changes the supervisor reports.
     """
 
-    def __init__(self, *, broken: bool, cold: bool, learned: Callable[[], list[str]]) -> None:
+    def __init__(
+        self,
+        *,
+        broken: bool,
+        cold: bool,
+        learned: Callable[[], list[str]],
+        before_judging: Callable[[], None] = lambda: None,
+    ) -> None:
         self.extra_files: set[Path] = set()
+        #: Run before Django's receivers see a change (they may empty this process's caches).
+        self.before_judging = before_judging
         self.directory_globs: dict[Path, set[str]] = defaultdict(set)
         self.broken = broken
         self.cold = cold
@@ -94,6 +103,7 @@ class WorkerReloader:
         """``"none"``, ``"reload"`` or ``"cold"`` for a batch of changes, and the files that
         call for it; a reload, said on the console with the error, when judging them fails."""
         try:
+            self.before_judging()
             return self.judge(paths)
         except Exception:
             return changes.fallback(paths)

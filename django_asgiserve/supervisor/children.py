@@ -121,9 +121,10 @@ class Worker:
         """Whether it serves the error page rather than the project (or has not loaded)."""
         return not self.loaded.done() or self.loaded.result()["broken"]
 
-    def serve(self) -> None:
+    def serve(self, since: float | None = None) -> None:
+        """Serve now; ``since``: when the edit this worker loaded was seen."""
         self.told_to_serve = True
-        self.connection.send({"cmd": "serve"})
+        self.connection.send({"cmd": "serve", "since": since})
 
     def drain(self) -> None:
         self.connection.send({"cmd": "drain"})

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from django_asgiserve import backends, platforms
-from django_asgiserve.process import interrupts
+from django_asgiserve.process import interrupts, warm_up
 from django_asgiserve.reload.watcher import Watcher
 from django_asgiserve.run_config import ServerConfig
 from django_asgiserve.supervisor.clock import Clock, MonotonicClock
@@ -56,6 +56,8 @@ def serve(run: Run) -> Outcome:
     tally = WorkerTally()
     metrics = None
     config = replace(run.config, socket_fds=[s.fileno() for s in run.sockets])
+    if config.warm_up:  # the workers' warm-up plan (process.warm_up): no file is left behind
+        config = replace(config, warm_plan_fd=warm_up.create_plan())
     if run.metrics_socket is not None:
         metrics = MetricsListener(
             run.metrics_socket, lambda: tally.figures(len(supervisor.pool.serving))

@@ -115,7 +115,8 @@ class Staff:
         if loaded:
             if launch.purpose is Purpose.RELOAD and self.pool.serving:
                 self.tally.reloads += 1
-            self.install(loaded.values(), launch.generation, every_seat=True)
+            seen = launch.timeline.seen if launch.timeline is not None else None
+            self.install(loaded.values(), launch.generation, every_seat=True, since=seen)
             if launch.timeline is not None and self.pool.serves_project():
                 self.say(launch.timeline.summary(self.config.verbosity))
         elif launch.purpose is Purpose.RELOAD:
@@ -123,19 +124,27 @@ class Staff:
         if self.life.state is State.RELOADING and not self.pool.code_launch():
             self.life.reloaded()
 
-    def install(self, workers: Iterable[Worker], generation: str, *, every_seat: bool) -> None:
+    def install(
+        self,
+        workers: Iterable[Worker],
+        generation: str,
+        *,
+        every_seat: bool,
+        since: float | None = None,
+    ) -> None:
+        """``workers`` serve (once the checks are over); ``since``: when their edit was seen."""
         workers = list(workers)
         self.pool.install(workers, generation, every_seat=every_seat)
         if self.life.state is State.STARTING:
             self.life.go_serving()
         elif self.life.state is not State.CHECKING:  # held until the checks are over
             for worker in workers:
-                self.serve(worker)
+                self.serve(worker, since)
 
-    def serve(self, worker: Worker) -> None:
+    def serve(self, worker: Worker, since: float | None = None) -> None:
         if self.drain.active:  # one that starts during a drain drains from its first request
             worker.drain()
-        worker.serve()
+        worker.serve(since)
         self.tally.started()
 
     def handle_worker_gone(self, event: WorkerGone) -> None:

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.helpers.server import child_environ
+from tests.helpers.server import child_environ, wait_body
 
 COST = re.compile(
     r'"GET (\S+) HTTP/1\.1" 200 \d+ \((\d+) ms(?:, (\d+) quer(?:y|ies)(?: in ([\d.]+) ms)?)?\)'
@@ -126,13 +126,18 @@ def test_sync_only_middleware_when(start, args, env, shown):
     assert ("Sync-only middleware" in server.output) is shown, server.output
 
 
+def line_with(server, needle: str) -> str:
+    """The first line of the server's output that holds ``needle`` (waited for)."""
+    server.wait_output(needle)
+    return next(line for line in server.output.splitlines() if needle in line)
+
+
 @pytest.mark.parametrize("verbosity", ["1", "2"])
 def test_reload_timing(start, project, verbosity):
     server = start("--backend", "uvicorn", "-v", verbosity).wait_serving()
     views = project / "demo" / "views.py"
     views.write_text(views.read_text().replace("hello from testproject", "hello again"))
-    server.wait_output("Reloaded in")
-    line = next(line for line in server.output.splitlines() if "Reloaded in" in line)
+    line = line_with(server, "Reloaded in")
     if verbosity == "1":
         assert re.fullmatch(r"Reloaded in \d+ ms\.", line), line
     else:
@@ -142,3 +147,27 @@ def test_reload_timing(start, project, verbosity):
             line,
         ), line
     assert server.output.index("changed, reloading.") < server.output.index("Reloaded in")
+    wait_body(server, "/sync/", "hello again")
+    if verbosity == "2":
+        first = line_with(server, "after the change")
+        assert re.fullmatch(
+            r"First response \+\d+ ms after the change: worker \d+ warmed up in \d+ ms, "
+            r"serving \+\d+ ms, request in \+\d+ ms, answered in \d+ ms\.",
+            first,
+        ), first
+    else:
+        assert "First response" not in server.output
+
+
+def test_first_response_of_the_first_workers(start):
+    server = start("--backend", "uvicorn", "-v", "2").wait_serving()
+    first = line_with(server, "First response of worker")
+    assert re.fullmatch(
+        r"First response of worker \d+ \(warmed up in \d+ ms\): the request came \d+ ms after "
+        r"it began serving and was answered in \d+ ms\.",
+        first,
+    ), first
+    server.get("/sync/?second")
+    server.get("/sync/?third")
+    server.wait_output('"GET /sync/?third HTTP/1.1"')  # logged after the second's line would be
+    assert server.output.count("First response") == 1

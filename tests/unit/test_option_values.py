@@ -45,6 +45,7 @@ SETTINGS_ONLY = {
     "TEST_BACKEND",
     "SYNC_FAST_PATH",
     "REQUEST_COST",
+    "WARM_UP",
 }
 #: What users type: numbers of every kind, paths, addresses, names, lists, nonsense.
 TEXTS = [
