@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import figures
 from tests.helpers.local_ca import LocalCA
 from tests.helpers.polling import DEADLINE, wait_for  # noqa: F401 - re-exported
 from tests.helpers.postgres import Cluster, binaries, cluster, unprivileged_user
@@ -28,6 +29,24 @@ from tests.helpers.server import (  # noqa: F401 - re-exported
     copy_project,
     port_is_free,
 )
+
+#: Marks whose tests share something between them, or need the machine to themselves, mapped to
+#: the xdist group they run in (``--dist loadgroup`` sends a group's tests to one worker, in
+#: turn): the fleet's namespaces, nginx and Redis are made once per module; two Chromiums at
+#: once would starve the servers each drives.
+XDIST_GROUPS = {"fleet": "fleet", "browser": "browser"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for mark, group in XDIST_GROUPS.items():
+            if item.get_closest_marker(mark) is not None:
+                item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin("figures-summary"):
+        config.pluginmanager.register(figures.Summary(), "figures-summary")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
