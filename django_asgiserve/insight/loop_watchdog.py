@@ -34,6 +34,11 @@ PACKAGE_DIR = str(Path(access_log.__file__).resolve().parent.parent) + os.sep
 REQUEST_CODES: frozenset[CodeType] = frozenset(
     {access_log._logged_http.__code__, access_log._logged_websocket.__code__}
 )
+#: Calls that run the loop itself: a frame making one (``asyncio.Runner.run``, a backend's
+#: runner, ``manage.py`` below them) is outside whatever the loop runs, and so is every frame
+#: out from it. With a loop written in C (uvloop) the frame calling ``run_until_complete`` is
+#: the innermost one whenever the loop is in its own code, polling or between callbacks.
+LOOP_RUNNING_CALLS = frozenset({"run_forever", "run_until_complete", "_run_once"})
 
 
 @dataclass(frozen=True)
@@ -157,7 +162,7 @@ def describe(innermost: FrameType, scope: Scope | None = None) -> Stall | None:
     request = scope_line(scope) if scope is not None else None
     project: FrameType | None = None
     frame: FrameType | None = innermost
-    while frame is not None:
+    while frame is not None and not runs_the_loop(frame):
         if project is None and is_project_file(frame.f_code.co_filename, libraries):
             project = frame
         if request is None:
@@ -181,6 +186,12 @@ def describe(innermost: FrameType, scope: Scope | None = None) -> Stall | None:
         where += project.f_code.co_qualname
         source = linecache.getline(project.f_code.co_filename, project.f_lineno).strip() or None
     return Stall(request, where, source, library)
+
+
+def runs_the_loop(frame: FrameType) -> bool:
+    """Whether ``frame`` is calling into the event loop's own running (see LOOP_RUNNING_CALLS)."""
+    call = callee(frame)
+    return call is not None and call.rpartition(".")[2] in LOOP_RUNNING_CALLS
 
 
 def callee(frame: FrameType) -> str | None:
