@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import figures
+from tests.helpers.group_times import GroupTimes
 from tests.helpers.local_ca import LocalCA
 from tests.helpers.polling import DEADLINE, wait_for  # noqa: F401 - re-exported
 from tests.helpers.postgres import Cluster, binaries, cluster, unprivileged_user
@@ -47,6 +48,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if not config.pluginmanager.has_plugin("figures-summary"):
         config.pluginmanager.register(figures.Summary(), "figures-summary")
+    if not config.pluginmanager.has_plugin("group-times") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(GroupTimes(), "group-times")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
