@@ -46,6 +46,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Each xdist worker would write its own part of the report over the others'.
+    if config.getoption("--reliability-report") and config.getoption("numprocesses", None):
+        raise pytest.UsageError("--reliability-report writes one process's report: drop -n")
     if not config.pluginmanager.has_plugin("figures-summary"):
         config.pluginmanager.register(figures.Summary(), "figures-summary")
     if not config.pluginmanager.has_plugin("group-times") and not hasattr(config, "workerinput"):
