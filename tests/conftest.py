@@ -7,6 +7,7 @@ that test modules written against this module keep working.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -53,6 +54,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(figures.Summary(), "figures-summary")
     if not config.pluginmanager.has_plugin("group-times") and not hasattr(config, "workerinput"):
         config.pluginmanager.register(GroupTimes(), "group-times")
+    # A test run started in the background by a non-interactive shell (``cmd &``, nohup, some
+    # CI runners) inherits SIGINT ignored, and so would every server it starts: Python leaves
+    # an ignored SIGINT ignored, so a Ctrl+C test's early signal would be lost. Servers start
+    # as from a terminal: SIGINT at its default (a handled signal is reset to it by exec).
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -34,10 +34,12 @@ PACKAGE_DIR = str(Path(access_log.__file__).resolve().parent.parent) + os.sep
 REQUEST_CODES: frozenset[CodeType] = frozenset(
     {access_log._logged_http.__code__, access_log._logged_websocket.__code__}
 )
-#: Calls that run the loop itself: a frame making one (``asyncio.Runner.run``, a backend's
-#: runner, ``manage.py`` below them) is outside whatever the loop runs, and so is every frame
-#: out from it. With a loop written in C (uvloop) the frame calling ``run_until_complete`` is
-#: the innermost one whenever the loop is in its own code, polling or between callbacks.
+#: What runs the loop itself: a frame of asyncio's loop machinery (``run_forever``,
+#: ``_run_once``, ``Runner.run``), or a frame calling one of these names (a backend's runner
+#: calling a loop written in C, uvloop's, has no asyncio frame: the frame calling
+#: ``run_until_complete`` is the innermost one whenever the loop is in its own code). Such a
+#: frame, and every frame out from it (``manage.py``), is outside whatever the loop runs.
+LOOP_MACHINERY = frozenset({asyncio.base_events.__file__, asyncio.runners.__file__})
 LOOP_RUNNING_CALLS = frozenset({"run_forever", "run_until_complete", "_run_once"})
 
 
@@ -189,7 +191,9 @@ def describe(innermost: FrameType, scope: Scope | None = None) -> Stall | None:
 
 
 def runs_the_loop(frame: FrameType) -> bool:
-    """Whether ``frame`` is calling into the event loop's own running (see LOOP_RUNNING_CALLS)."""
+    """Whether ``frame`` is the event loop's own running, or calls into it (LOOP_MACHINERY)."""
+    if frame.f_code.co_filename in LOOP_MACHINERY:
+        return True
     call = callee(frame)
     return call is not None and call.rpartition(".")[2] in LOOP_RUNNING_CALLS
 
