@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.apps import AppConfig
 
 
-class AsgiserveConfig(AppConfig):  # type: ignore[misc]  # Django is untyped here
+class AsgiserveConfig(AppConfig):
     name = "django_asgiserve"
     verbose_name = "ASGI serve"
 

@@ -8,7 +8,8 @@ migration job or a worker image without the server runs ``migrate`` and ``check`
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from django.apps import apps
 from django.conf import settings
@@ -17,13 +18,18 @@ from django.core.management.color import Style
 
 from django_asgiserve import settings as serve_settings
 
+if TYPE_CHECKING:
+    from django.apps import AppConfig
+
 APP = "django_asgiserve"
 STATICFILES = "django.contrib.staticfiles"
 IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 
 
-@checks.register()  # type: ignore[untyped-decorator]
-def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+@checks.register()
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: object
+) -> list[checks.CheckMessage]:
     messages: list[checks.CheckMessage] = [
         checks.Error(p.msg, hint=p.hint, id=p.id) for p in serve_settings.problems()
     ]

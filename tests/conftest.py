@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import figures
+from tests.helpers.group_times import GroupTimes
 from tests.helpers.local_ca import LocalCA
 from tests.helpers.polling import DEADLINE, wait_for  # noqa: F401 - re-exported
 from tests.helpers.postgres import Cluster, binaries, cluster, unprivileged_user
@@ -31,8 +33,28 @@ from tests.helpers.server import (  # noqa: F401 - re-exported
     port_is_free,
 )
 
+#: Marks whose tests share something between them, or need the machine to themselves, mapped to
+#: the xdist group they run in (``--dist loadgroup`` sends a group's tests to one worker, in
+#: turn): the fleet's namespaces, nginx and Redis are made once per module; two Chromiums at
+#: once would starve the servers each drives.
+XDIST_GROUPS = {"fleet": "fleet", "browser": "browser"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for mark, group in XDIST_GROUPS.items():
+            if item.get_closest_marker(mark) is not None:
+                item.add_marker(pytest.mark.xdist_group(group))
+
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Each xdist worker would write its own part of the report over the others'.
+    if config.getoption("--reliability-report") and config.getoption("numprocesses", None):
+        raise pytest.UsageError("--reliability-report writes one process's report: drop -n")
+    if not config.pluginmanager.has_plugin("figures-summary"):
+        config.pluginmanager.register(figures.Summary(), "figures-summary")
+    if not config.pluginmanager.has_plugin("group-times") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(GroupTimes(), "group-times")
     # A test run started in the background by a non-interactive shell (``cmd &``, nohup, some
     # CI runners) inherits SIGINT ignored, and so would every server it starts: Python leaves
     # an ignored SIGINT ignored, so a Ctrl+C test's early signal would be lost. Servers start

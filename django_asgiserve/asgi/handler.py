@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import functools
 import tempfile
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -39,7 +39,7 @@ from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
-from django.http import FileResponse, HttpResponseBase
+from django.http import FileResponse, HttpRequest, HttpResponseBase
 from django.urls import URLResolver, get_resolver, set_script_prefix
 from django.utils.module_loading import import_string
 
@@ -49,10 +49,11 @@ from django_asgiserve.asgi.request_threads import SIZE, RequestThreads
 from django_asgiserve.asgi.sync_stream import ThreadIterated, is_sync_stream
 from django_asgiserve.upstream import django as django_internals
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+#: The types ``ASGIHandler`` is declared with (django-stubs), which its subclasses keep: an ASGI
+#: app to every caller (``asgi/types.py``'s ``ASGIApp`` is one of them).
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[Mapping[str, Any]]]
+Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 #: Distinct paths whose view kind (sync or not) is remembered.
 RESOLVE_CACHE_SIZE = 4096
@@ -71,7 +72,7 @@ def middleware_all_sync_capable() -> bool:
     return all(getattr(import_string(path), "sync_capable", True) for path in settings.MIDDLEWARE)
 
 
-class SyncChain(ASGIHandler):  # type: ignore[misc]
+class SyncChain(ASGIHandler):
     """Django's ASGI handler with its middleware loaded in sync mode, as ``WSGIHandler`` loads it.
 
     It keeps ``ASGIHandler``'s requests, response handling and last-chance error handling; only
@@ -82,7 +83,7 @@ class SyncChain(ASGIHandler):  # type: ignore[misc]
         self.load_middleware(is_async=False)
 
 
-class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
+class SyncFastHandler(ASGIHandler):
     """``ASGIHandler`` with the sync fast path (see the module's docstring)."""
 
     def __init__(self, threads: int = SIZE) -> None:
@@ -116,13 +117,13 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
             django_path_lease.reset(token)
             lease.release()
 
-    async def run_get_response(self, request: Any) -> HttpResponseBase:
+    async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
         """Django's async path; a sync body its response has (a ``FileResponse``, whitenoise's)
         is iterated in the request's thread as it is sent, as on the fast path."""
         response: HttpResponseBase = await super().run_get_response(request)
         lease = django_path_lease.get()
         if lease is not None and is_sync_stream(response):
-            return ThreadIterated(response, lease)
+            return ThreadIterated(response, lease).as_response()
         return response
 
     def serves_sync(self, scope: Scope) -> bool:
@@ -189,7 +190,9 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
     ) -> None:
         """Send a streaming response until it ends or the client goes (``listening`` ends),
         then close it in the request's thread (``request_finished`` runs there)."""
-        body = ThreadIterated(response, lease) if is_sync_stream(response) else response
+        body = (
+            ThreadIterated(response, lease).as_response() if is_sync_stream(response) else response
+        )
         sending = asyncio.create_task(self.send_response(body, send))
         try:
             await asyncio.wait((listening, sending), return_when=asyncio.FIRST_COMPLETED)
@@ -222,6 +225,7 @@ class SyncFastHandler(ASGIHandler):  # type: ignore[misc]
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
+            assert error_response is not None  # Django makes one or the other
             response = error_response
         else:
             assert self.sync_chain is not None

@@ -18,14 +18,15 @@ import stat
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import cast
 from urllib.parse import unquote, urlparse
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.exceptions import SuspiciousFileOperation
-from django.http import Http404
+from django.core.handlers.asgi import ASGIHandler
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
 
 from django_asgiserve.asgi.types import ASGIApp, Receive, Scope, Send
@@ -34,17 +35,17 @@ from django_asgiserve.upstream import django as django_internals
 CHUNK_SIZE = 256 * 1024
 
 
-class DjangoStaticFiles(ASGIStaticFilesHandler):  # type: ignore[misc]
+class DjangoStaticFiles(ASGIStaticFilesHandler):
     """Django's handler, except that a path escaping the static roots (``/static/../x.py``, or
     a symlink out of them) is a 404 like any missing file; Django's own lets
     ``SuspiciousFileOperation`` escape as an unhandled exception (a 500 and a traceback on the
     console) and serves whatever a symlink points to."""
 
-    def __init__(self, app: ASGIApp, inside: Callable[[Path], bool]) -> None:
+    def __init__(self, app: ASGIHandler, inside: Callable[[Path], bool]) -> None:
         super().__init__(app)
         self.inside = inside
 
-    def serve(self, request: Any) -> Any:
+    def serve(self, request: HttpRequest) -> HttpResponse | FileResponse:
         try:
             match = finders.find(posixpath.normpath(self.file_path(request.path)).lstrip("/"))
             if match and not self.inside(Path(match if isinstance(match, str) else match[0])):
@@ -60,11 +61,15 @@ class StaticFiles:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.streams = django_internals.static_hooks_supported()
-        self.django_handler: ASGIApp = (
-            DjangoStaticFiles(app, self.inside_static_roots)
+        # Django's handler wraps any ASGI app and takes any server's scope and messages; its
+        # stubs narrow them to an ASGIHandler, a dict and Mappings.
+        wrapped = cast(ASGIHandler, app)
+        handler = (
+            DjangoStaticFiles(wrapped, self.inside_static_roots)
             if self.streams
-            else ASGIStaticFilesHandler(app)
+            else ASGIStaticFilesHandler(wrapped)
         )
+        self.django_handler = cast(ASGIApp, handler)
         self.prefix = urlparse(settings.STATIC_URL or "").path
         self.remote = bool(urlparse(settings.STATIC_URL or "").netloc)
 

@@ -21,7 +21,7 @@ import collections
 import contextlib
 import threading
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from django.http import HttpResponseBase
 
@@ -46,6 +46,11 @@ class ThreadIterated:
         self.stopped = False  # by the event loop: make no more
         self.waiter: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+
+    def as_response(self) -> HttpResponseBase:
+        """This stand-in where Django wants a response: ``send_response`` reads its headers,
+        cookies and status (``__getattr__``) and iterates its body (``__aiter__``)."""
+        return cast(HttpResponseBase, self)
 
     def __getattr__(self, name: str) -> Any:
         # The headers, cookies and status send_response reads first.

@@ -34,10 +34,13 @@ PACKAGE_DIR = str(Path(access_log.__file__).resolve().parent.parent) + os.sep
 REQUEST_CODES: frozenset[CodeType] = frozenset(
     {access_log._logged_http.__code__, access_log._logged_websocket.__code__}
 )
-#: asyncio's own loop machinery (``run_forever``, ``_run_once``, ``Runner.run``): what a loop
-#: runs is called from inside these frames, what started the loop (``manage.py``, a server's
-#: ``run``) is outside them and is never what blocks it.
+#: What runs the loop itself: a frame of asyncio's loop machinery (``run_forever``,
+#: ``_run_once``, ``Runner.run``), or a frame calling one of these names (a backend's runner
+#: calling a loop written in C, uvloop's, has no asyncio frame: the frame calling
+#: ``run_until_complete`` is the innermost one whenever the loop is in its own code). Such a
+#: frame, and every frame out from it (``manage.py``), is outside whatever the loop runs.
 LOOP_MACHINERY = frozenset({asyncio.base_events.__file__, asyncio.runners.__file__})
+LOOP_RUNNING_CALLS = frozenset({"run_forever", "run_until_complete", "_run_once"})
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ def describe(innermost: FrameType, scope: Scope | None = None) -> Stall | None:
     request = scope_line(scope) if scope is not None else None
     project: FrameType | None = None
     frame: FrameType | None = innermost
-    while frame is not None:
+    while frame is not None and not runs_the_loop(frame):
         if project is None and is_project_file(frame.f_code.co_filename, libraries):
             project = frame
         if request is None:
@@ -169,8 +172,6 @@ def describe(innermost: FrameType, scope: Scope | None = None) -> Stall | None:
         if frame.f_code in REQUEST_CODES:
             break
         frame = frame.f_back
-        if frame is not None and frame.f_code.co_filename in LOOP_MACHINERY:
-            break
     if request is None and project is None:
         return None
     if project is innermost:
@@ -187,6 +188,14 @@ def describe(innermost: FrameType, scope: Scope | None = None) -> Stall | None:
         where += project.f_code.co_qualname
         source = linecache.getline(project.f_code.co_filename, project.f_lineno).strip() or None
     return Stall(request, where, source, library)
+
+
+def runs_the_loop(frame: FrameType) -> bool:
+    """Whether ``frame`` is the event loop's own running, or calls into it (LOOP_MACHINERY)."""
+    if frame.f_code.co_filename in LOOP_MACHINERY:
+        return True
+    call = callee(frame)
+    return call is not None and call.rpartition(".")[2] in LOOP_RUNNING_CALLS
 
 
 def callee(frame: FrameType) -> str | None:

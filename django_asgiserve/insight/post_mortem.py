@@ -23,7 +23,10 @@ import pdb
 import sys
 import threading
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
 #: One prompt on the terminal at a time.
 PROMPT = threading.Lock()
@@ -48,7 +51,7 @@ def install() -> None:
     got_request_exception.connect(debug_exception, dispatch_uid=DISPATCH_UID)
 
 
-def debug_exception(sender: object, request: Any = None, **kwargs: object) -> None:
+def debug_exception(sender: object, request: HttpRequest | None = None, **kwargs: object) -> None:
     """``got_request_exception``'s receiver: the prompt at the frame that raised."""
     _kind, error, trace = sys.exc_info()
     if error is None or trace is None:

@@ -20,11 +20,12 @@ if TYPE_CHECKING:
 def in_memory_connections() -> dict[str, BaseDatabaseWrapper]:
     """This thread's connections to in-memory SQLite databases, which only it can reach."""
     from django.db import connections
+    from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteWrapper
 
     return {
         conn.alias: conn
         for conn in connections.all()
-        if conn.vendor == "sqlite" and conn.is_in_memory_db()
+        if isinstance(conn, SQLiteWrapper) and conn.is_in_memory_db()
     }
 
 

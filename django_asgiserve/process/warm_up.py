@@ -186,7 +186,9 @@ def cached_templates() -> Iterator[tuple[str, set[str]]]:
                 names.update(
                     template.origin.template_name
                     for template in list(loader.get_template_cache.values())
-                    if isinstance(template, Template) and template.origin.template_name
+                    if isinstance(template, Template)
+                    and isinstance(template.origin.template_name, str)
+                    and template.origin.template_name
                 )
         yield alias, names
 

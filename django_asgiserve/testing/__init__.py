@@ -21,7 +21,7 @@ from django_asgiserve.live.server import DEFAULT_HOST, ASGILiveServer
 __all__ = ["ASGILiveServer", "ASGILiveServerTestCase"]
 
 
-class ASGILiveServerTestCase(TransactionTestCase):  # type: ignore[misc]
+class ASGILiveServerTestCase(TransactionTestCase):
     """A ``TransactionTestCase`` with the project served over ASGI at ``live_server_url``.
 
     ``host`` and ``port`` say where it listens (port 0: a free one); ``backend`` names the
@@ -36,11 +36,11 @@ class ASGILiveServerTestCase(TransactionTestCase):  # type: ignore[misc]
     https: ClassVar[bool] = False
     live_server: ClassVar[ASGILiveServer]
 
-    @classproperty  # type: ignore[untyped-decorator]
+    @classproperty
     def live_server_url(cls) -> str:
         return cls.live_server.url
 
-    @classproperty  # type: ignore[untyped-decorator]
+    @classproperty
     def allowed_host(cls) -> str:
         return cls.host
 

@@ -35,7 +35,7 @@ import functools
 import inspect
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction
 
@@ -47,8 +47,6 @@ from django_asgiserve.upstream.probing import (
     mentions,
     run_checks,
 )
-
-R = TypeVar("R")
 
 UPSTREAM = Upstream("Django", "django", lowest="5.2", newest="6.1")
 
@@ -104,9 +102,10 @@ _own_error_files: list[str] = []
 def has_merged_chain_hooks() -> bool:
     from django.core.handlers.base import BaseHandler
     from django.core.handlers.exception import convert_exception_to_response
+    from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-    async def view_part(request: object) -> None:
-        return None
+    async def view_part(request: HttpRequest) -> HttpResponseBase:
+        return HttpResponse()
 
     converted = convert_exception_to_response(view_part)
     return (
@@ -216,17 +215,16 @@ def replace_chain(
     handler._middleware_chain = chain
 
 
-def check_errors(fn: Callable[[], R]) -> Callable[[], R]:
+def check_errors(fn: Callable[[], object]) -> Callable[[], None]:
     """``fn`` recording the file it fails to import in, as Django's reloader records it."""
     from django.utils import autoreload
 
     if probe().holds(ERROR_FILES):
-        wrapped: Callable[[], R] = autoreload.check_errors(fn)
-        return wrapped
+        return autoreload.check_errors(fn)
 
-    def recording() -> R:
+    def recording() -> None:
         try:
-            return fn()
+            fn()
         except Exception as error:
             if (filename := failing_file(error)) and filename not in _own_error_files:
                 _own_error_files.append(filename)

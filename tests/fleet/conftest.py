@@ -35,6 +35,7 @@ from tests.conftest import (
     child_environ,
     wait_for,
 )
+from tests.helpers import figures as figures_summary
 from tests.helpers.netns import NetnsUnavailable, Network, delete_stale, entered
 from tests.helpers.server import TESTED_BACKENDS
 
@@ -50,9 +51,6 @@ HOST_OPTIONS: tuple[str, ...] = ("--drain-delay", "2", "--health-path", "/health
 #: The backend every host of ``fleet`` runs.
 FLEET_BACKEND = os.environ.get("ASGISERVE_FLEET_BACKEND", "uvicorn")
 UPSTREAM_SERVER = re.compile(r"^(\s*)server \S+:\d+(.*;)$", re.MULTILINE)
-
-#: Figures each scenario recorded, printed at the end of the run.
-FIGURES: list[tuple[str, dict[str, object]]] = []
 
 
 def nginx_site(addresses: list[str]) -> str:
@@ -342,20 +340,10 @@ def record(request: pytest.FixtureRequest):
     """``record(figures)``: print a scenario's figures now and again at the end of the run."""
 
     def recorder(figures: dict[str, object]) -> None:
-        FIGURES.append((request.node.name, figures))
+        figures_summary.record(request.node, "fleet figures", figures)
         print(f"\n{request.node.name}: {figures}")
 
     return recorder
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if not FIGURES:
-        return
-    terminalreporter.section("fleet figures")
-    for scenario, figures in FIGURES:
-        terminalreporter.write_line(scenario)
-        for name, value in figures.items():
-            terminalreporter.write_line(f"    {name}: {value}")
 
 
 __all__ = ["DEADLINE", "FLEET_BACKEND", "Fleet", "Host", "alive"]

@@ -25,7 +25,7 @@ from django_asgiserve.reload.sources import module_files
 from django_asgiserve.supervisor.serving import Run, serve
 
 
-class Command(BaseCommand):  # type: ignore[misc]
+class Command(BaseCommand):
     help = "Starts an ASGI server (uvicorn, daphne, hypercorn, granian, gunicorn) like runserver."
 
     requires_system_checks: list[str] = []

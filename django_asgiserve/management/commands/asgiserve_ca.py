@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from django_asgiserve.https.trust import Step
 
 
-class Command(BaseCommand):  # type: ignore[misc]
+class Command(BaseCommand):
     help = (
         "Shows the local certificate authority that asgiserve --https serves with, trusts it "
         "in your browsers' certificate stores, or removes it from them."

@@ -7,20 +7,29 @@ applies only while ``django_asgiserve`` is listed above ``django.contrib.staticf
 from __future__ import annotations
 
 from django.apps import apps
+from django.core.management.base import BaseCommand
 
 from django_asgiserve import settings as serve_settings
 from django_asgiserve.management.commands import asgiserve
 
-if serve_settings.raw().get("RUNSERVER", True) is True:
 
-    class Command(asgiserve.Command):
-        help = "Starts an ASGI development server (django-asgiserve), in place of runserver."
+class AsgiserveRunserver(asgiserve.Command):
+    help = "Starts an ASGI development server (django-asgiserve), in place of runserver."
 
-elif apps.is_installed("django.contrib.staticfiles"):
-    from django.contrib.staticfiles.management.commands.runserver import (  # type: ignore[no-redef]
-        Command as Command,
-    )
-else:
-    from django.core.management.commands.runserver import (  # type: ignore[no-redef]
-        Command as Command,
-    )
+
+def chosen() -> type[BaseCommand]:
+    """asgiserve's command, or the runserver Django would have run without this app."""
+    if serve_settings.raw().get("RUNSERVER", True) is True:
+        return AsgiserveRunserver
+    if apps.is_installed("django.contrib.staticfiles"):
+        from django.contrib.staticfiles.management.commands.runserver import (
+            Command as StaticfilesRunserver,
+        )
+
+        return StaticfilesRunserver
+    from django.core.management.commands.runserver import Command as DjangoRunserver
+
+    return DjangoRunserver
+
+
+Command = chosen()
