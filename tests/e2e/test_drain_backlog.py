@@ -20,6 +20,7 @@ import pytest
 
 from tests.helpers.polling import DEADLINE, wait_for
 from tests.helpers.procfs import listen_backlog, stat_fields
+from tests.helpers.server import wait_workers_answering
 
 #: Requests sent while the workers are stopped: they wait in the backlog.
 WAITING = 6
@@ -55,6 +56,8 @@ def test_requests_waiting_in_the_backlog_when_the_drain_ends_are_answered(start,
         "--graceful-timeout",
         "10",
     ).wait_serving()
+    # Every worker forked before the test stops them all: one started later would accept.
+    wait_workers_answering(server, int(workers))
     supervisor = server.process.pid
     children = [pid for pid in server.group_pids() if pid != supervisor]
     outcomes: list[tuple[int, int] | str] = []

@@ -182,7 +182,10 @@ def test_a_host_restart_under_posts_on_every_backend(backend_fleet, record):
     assert figures["probes it answered while draining"]
     assert not any(o.failed for o in load.outcomes), (
         failures(load.outcomes),
+        [round(o.start - stopped, 3) for o in load.outcomes if o.failed][:5],
         fleet.network.nginx_errors(log_start)[:10],
+        host.output[-3000:],
+        {name: other.output[-2000:] for name, other in fleet.hosts.items() if name != host.name},
     )
 
 

@@ -91,7 +91,9 @@ class Load:
                     host = ""
                     if response.headers.get("content-type") == "application/json":
                         host = str(response.json().get("host", ""))
-                    outcome = Outcome(start, time.monotonic(), response.status_code, host)
+                    outcome = Outcome(
+                        start, time.monotonic(), response.status_code, host, answered(response)
+                    )
                 if not self._record(outcome):
                     return
 
@@ -112,3 +114,11 @@ class Load:
                 return
             time.sleep(0.02)
         raise TimeoutError(f"no {number} answers after {after}")
+
+
+def answered(response: httpx.Response) -> str:
+    """For a server error, who sent it and what it said (nginx's pages name nginx; uvicorn's
+    says "Internal Server Error" in plain text; Django's is HTML)."""
+    if response.status_code < 500:
+        return ""
+    return f"{response.headers.get('server', 'no Server header')}: {response.text[:160]!r}"

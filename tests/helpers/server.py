@@ -285,6 +285,21 @@ def worker_pid(server: Server) -> int:
     return int(response.text)
 
 
+def wait_workers_answering(server: Server, count: int) -> set[int]:
+    """Poll ``/pid/`` on fresh connections until ``count`` different workers have answered (a
+    server's banner and first answer can come before its last worker is forked: gunicorn's
+    arbiter starts them one after the other)."""
+    seen: set[int] = set()
+
+    def enough() -> bool:
+        if (response := server.try_get("/pid/")) is not None and response.status_code == 200:
+            seen.add(int(response.text))
+        return len(seen) >= count
+
+    wait_for(enough, what=f"{count} workers answering")
+    return seen
+
+
 def body(server: Server, path: str) -> tuple[int, str] | None:
     """Status and text of ``path``, or ``None`` while nothing answers."""
     response = server.try_get(path)
