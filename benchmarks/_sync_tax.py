@@ -9,7 +9,9 @@ into a copy of the project:
   iterator of 64 KB chunks).
 
 Servers: gunicorn's sync WSGI worker, Django's own ``runserver --noreload``, asgiserve's
-``runserver`` (reloader on), each backend's own CLI on ``testproject.asgi:application``, and
+``runserver`` (reloader on), each backend's **floor** (its own CLI serving ``bench_floor:app``,
+a bare ASGI app answering ``hello`` to every path without Django: no server of that backend can
+serve a Django view faster), each backend's own CLI on ``testproject.asgi:application``, and
 ``asgiserve --noreload`` with the fast path off and on. Like the CLIs (and gunicorn's WSGI
 worker) the asgiserve cells run without a request log (``--no-access-log``); one extra cell,
 ``asgiserve uvicorn on + log``, keeps it, to show what it costs.
@@ -87,6 +89,18 @@ ASGISERVE["RUNSERVER"] = os.environ.get("BENCH_RUNSERVER", "1") == "1"
 ASGISERVE["LIFESPAN_SIGNALS"] = False
 """
 PATHS = ("/b/sync/", "/b/async/", "/b/orm/", "/b/stream/")
+#: A bare ASGI app, written next to ``manage.py``: each backend's floor.
+FLOOR_APP = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"text/plain"), (b"content-length", b"5")],
+    })
+    await send({"type": "http.response.body", "body": b"hello"})
+"""
 #: Connections of the fixed-load run; each paces itself to rate / PACED_CONNECTIONS.
 PACED_CONNECTIONS = 8
 PACE_SCRIPT = """
@@ -171,6 +185,7 @@ def make_project(scratch: Path) -> Path:
     shutil.copytree(
         h.DEFAULT_PROJECT, root, ignore=shutil.ignore_patterns("__pycache__", "*.sqlite3")
     )
+    (root / "bench_floor.py").write_text(FLOOR_APP)
     (root / "demo" / "bench_views.py").write_text(VIEWS)
     (root / "demo" / "bench_urls.py").write_text(URLS)
     urls = root / "testproject" / "urls.py"
@@ -260,7 +275,7 @@ def wrk(
 def measure(root: Path, cell: Cell, options: argparse.Namespace, pace: Path) -> dict[str, Figures]:
     figures: dict[str, Figures] = {}
     with serving(root, cell) as (port, pid):
-        for path in PATHS:
+        for path in options.paths:
             threads = 1 if h.LOAD_CPU else 2
             wrk(port, path, 1, threads=threads, connections=32, script=None)  # warm-up
             before, started = h.cpu_seconds(pid), time.monotonic()
@@ -313,6 +328,7 @@ def cells_for(backends: list[str]) -> list[Cell]:
     ]
     for backend in backends:
         cells += [
+            Cell(f"{backend} floor", floor(CLIS[backend]), {}),
             Cell(f"{backend} CLI", CLIS[backend], {}),
             Cell(f"asgiserve {backend} off", asgiserve(backend, quiet), {"BENCH_FAST_PATH": "0"}),
             Cell(f"asgiserve {backend} on", asgiserve(backend, quiet), {}),
@@ -320,6 +336,13 @@ def cells_for(backends: list[str]) -> list[Cell]:
     if "uvicorn" in backends:
         cells.append(Cell("asgiserve uvicorn on + log", asgiserve("uvicorn"), {}))
     return cells
+
+
+def floor(cli: Callable[[int], list[str]]) -> Callable[[int], list[str]]:
+    """The backend's CLI serving the bare ASGI app instead of Django's."""
+    return lambda p: [
+        "bench_floor:app" if arg == "testproject.asgi:application" else arg for arg in cli(p)
+    ]
 
 
 def run(options: argparse.Namespace) -> str:
@@ -340,23 +363,28 @@ def run(options: argparse.Namespace) -> str:
         pace.write_text(PACE_SCRIPT.format(mean_ms=mean_ms))
         for cell in cells:
             results[cell.label] = measure(root, cell, options, pace)
-    return report(results, backends, options.rate)
+    return report(results, backends, options.rate, options.paths)
 
 
-def report(results: dict[str, dict[str, Figures]], backends: list[str], rate: float) -> str:
+def report(
+    results: dict[str, dict[str, Figures]],
+    backends: list[str],
+    rate: float,
+    paths: tuple[str, ...] = PATHS,
+) -> str:
     lines = [
         f"Sync tax (one worker, DEBUG off, 7 middleware; {h.machine_load()})",
         "",
         "Saturating load (wrk -t2 -c32): req/s, server CPU us per request, p50/p99",
         "",
     ]
-    headers = ["server", *PATHS]
+    headers = ["server", *paths]
     rows = [
         [
             label,
             *(
                 f"{row[p].rps:.0f} req/s, {row[p].cpu_us:.0f} us, {row[p].p50}/{row[p].p99}"
-                for p in PATHS
+                for p in paths
             ),
         ]
         for label, row in results.items()
@@ -366,25 +394,32 @@ def report(results: dict[str, dict[str, Figures]], backends: list[str], rate: fl
     rows = [
         [
             label,
-            *(f"{row[p].paced_p50}/{row[p].paced_p99} ({row[p].paced_rps:.0f}/s)" for p in PATHS),
+            *(f"{row[p].paced_p50}/{row[p].paced_p99} ({row[p].paced_rps:.0f}/s)" for p in paths),
         ]
         for label, row in results.items()
     ]
     lines += [h.markdown_table(headers, rows), ""]
     wsgi = results.get("gunicorn sync WSGI", {}).get("/b/sync/")
-    lines.append("Ratios (same run): fast path on / gunicorn sync WSGI; on / the backend's CLI")
+    lines.append(
+        "Ratios (same run): fast path on / gunicorn sync WSGI; the floor / gunicorn sync WSGI "
+        "(the most any Django server on that backend could reach); on / the backend's CLI"
+    )
     for backend in backends:
         on = results.get(f"asgiserve {backend} on")
         cli = results.get(f"{backend} CLI")
+        bare = results.get(f"{backend} floor", {}).get("/b/sync/")
         if not on:
             continue
         parts = [f"{backend}:"]
-        if wsgi:
+        if wsgi and "/b/sync/" in on:
             parts.append(f"sync {on['/b/sync/'].rps / wsgi.rps:.2f}x WSGI")
             parts.append(f"(CPU/request {on['/b/sync/'].cpu_us / wsgi.cpu_us:.2f}x WSGI's)")
-            orm = results["gunicorn sync WSGI"]["/b/orm/"]
-            parts.append(f"orm {on['/b/orm/'].rps / orm.rps:.2f}x WSGI")
-        if cli:
+            if bare:
+                parts.append(f"floor {bare.rps / wsgi.rps:.2f}x WSGI ({bare.cpu_us:.0f} us)")
+            orm = results["gunicorn sync WSGI"].get("/b/orm/")
+            if orm and "/b/orm/" in on:
+                parts.append(f"orm {on['/b/orm/'].rps / orm.rps:.2f}x WSGI")
+        if cli and "/b/async/" in on:
             parts.append(f"async {on['/b/async/'].rps / cli['/b/async/'].rps:.2f}x CLI")
         lines.append(" ".join(parts))
     return "\n".join(lines)

@@ -602,6 +602,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--only", help="--sync-tax: only the servers whose label matches this")
     parser.add_argument(
+        "--paths",
+        default=",".join(_sync_tax.PATHS),
+        help="--sync-tax: the views to load, comma-separated (default: %(default)s)",
+    )
+    parser.add_argument(
         "--pin",
         action="store_true",
         help="--sync-tax: each server on CPU 1, wrk (one thread) on CPU 0 (taskset)",
@@ -619,6 +624,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (copy and logs)")
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    args.paths = tuple(p.strip() for p in args.paths.split(",") if p.strip())
+    if unknown := set(args.paths) - set(_sync_tax.PATHS):
+        parser.error(f"--paths: unknown {', '.join(sorted(unknown))}")
     if args.rounds < 1 or args.workers < 1 or args.duration <= 0:
         parser.error("--rounds and --workers must be at least 1, --duration positive")
     if args.loadgen == "wrk" and not shutil.which("wrk"):
