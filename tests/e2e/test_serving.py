@@ -185,12 +185,18 @@ def test_request_log(live):
         websocket.send("hi")
         assert websocket.recv(timeout=10) == "echo: hi"
         client = f"[127.0.0.1:{websocket.local_address[1]}]"
-    wait_for(
-        lambda: any(
-            "WebSocket DISCONNECT" in line and client in line for line in new_lines(live, start)
-        ),
-        what="the WebSocket DISCONNECT line",
-    )
+    requests = ["/sync/", "/async/?x=1", APP_CSS, "/static/demo/missing.css"]
+
+    def all_logged() -> bool:
+        # A request's line is written once its response is over, which may be after the client
+        # has read it and moved on: wait for every line, not only for the last request's.
+        seen = new_lines(live, start)
+        paths = {m[2] for m in map(LOG_LINE.match, seen) if m and m[1] == "GET"}
+        return set(requests) <= paths and any(
+            "WebSocket DISCONNECT" in line and client in line for line in seen
+        )
+
+    wait_for(all_logged, what="a log line for each request and the WebSocket DISCONNECT line")
     lines = new_lines(live, start)
 
     def logged(method: str, path: str) -> tuple[str, str]:
