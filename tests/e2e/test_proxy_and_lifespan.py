@@ -18,7 +18,7 @@ from websockets.sync.client import connect
 from django_asgiserve.asgi.proxy_headers import TrustedProxies, forwarded_scope, trust_proxy_headers
 from tests.helpers.commands import assert_fails_clearly, check_ids, manage, write_settings
 from tests.helpers.polling import wait_for
-from tests.helpers.server import killed_worker_reported
+from tests.helpers.server import killed_worker_reported, wait_workers_answering
 
 CLIENT = "203.0.113.7"
 #: What a chain of proxies in front of a TLS-terminating one would send.
@@ -249,8 +249,7 @@ def gather_pids(server, pids: set[int]) -> set[int]:
 
 def test_workers_share_the_socket_and_a_killed_one_is_replaced(start, backend):
     server = serving(start, "--workers", "2", backend=backend).wait_serving()
-    seen_pids: set[int] = set()
-    wait_for(lambda: len(gather_pids(server, seen_pids)) >= 2, what="two workers")
+    seen_pids = wait_workers_answering(server, 2)
     supervisor = server.process.pid
     assert supervisor not in seen_pids
     victim = seen_pids.pop()
