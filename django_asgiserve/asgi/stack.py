@@ -10,9 +10,9 @@ logged in runserver's format (:mod:`access_log`), then open tabs follow reloads
 (:mod:`tab_reload`), then static files are served when runserver would serve them
 (:mod:`static`), then the project's ``ASGI_APPLICATION`` runs. With a health path (or a drain
 delay) :mod:`health` sits just inside lifespan, outside the request log; with ``--metrics``,
-:mod:`metrics` counts just inside it (probes are not counted). With ``-v 2`` and the reloader,
-the first response is timed just inside the health path
-(:mod:`~django_asgiserve.insight.first_response`).
+:mod:`metrics` counts just inside it (probes are not counted). What waits for the first response
+to be over (its timing with ``-v 2``, the checks after a reload) hooks in just inside the health
+path (:mod:`~django_asgiserve.insight.first_response`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from django_asgiserve.asgi.served_count import ServedCount, count_served
 from django_asgiserve.asgi.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from django_asgiserve.insight.first_response import ServingSince
+    from django_asgiserve.insight.first_response import FirstResponseHook
 
 
 def wrap(
@@ -42,15 +42,15 @@ def wrap(
     access_log: bool = True,
     served: ServedCount | None = None,
     loop_warn_ms: float = 0.0,
-    first_response: ServingSince | None = None,
+    after_first_response: FirstResponseHook | None = None,
 ) -> ASGIApp:
     """The project's application with asgiserve's layers around it; with the reloader's
     ``generation``, open tabs follow reloads (see :mod:`tab_reload`); with ``request_cost``,
     each request's log line says what it cost (see :mod:`insight.request_cost`); without
     ``access_log``, no request log at all; with a ``metrics_fd``, requests are counted on that
     metrics board (see :mod:`metrics`); with ``served``, requests are counted for
-    ``--max-requests``; with ``loop_warn_ms``, a watchdog reports a blocked event loop; with
-    ``first_response``, where the first response's time went is printed (``-v 2``, see
+    ``--max-requests``; with ``loop_warn_ms``, a watchdog reports a blocked event loop;
+    ``after_first_response`` is called once the first response is over (see
     :mod:`insight.first_response`)."""
     if serve_static:
         from django_asgiserve.asgi.static import StaticFiles
@@ -71,10 +71,10 @@ def wrap(
         from django_asgiserve.asgi.metrics import count_requests
 
         app = count_requests(app, metrics_fd)
-    if first_response is not None:  # outside the log, so that its time counts
-        from django_asgiserve.insight.first_response import report_first_response
+    if after_first_response is not None:  # outside the log, so that its time counts
+        from django_asgiserve.insight.first_response import after_first_response as hooked
 
-        app = report_first_response(app, first_response)
+        app = hooked(app, after_first_response)
     if health_path is not None:  # outermost after lifespan: probes skip the log (see health)
         from django_asgiserve.asgi.health import answer_health
 

@@ -1,5 +1,7 @@
 """With the reloader and ``-v 2``, where a new worker's first response spent its time: one line
-after the reload's own, so that the whole edit, write to first response, is on the console.
+after the reload's own, so that the whole edit, write to first response, is on the console; and
+the hook that runs once a worker's first response is over (that line, and the checks after a
+reload, see :mod:`~django_asgiserve.process.reload_checks`).
 
 A worker knows when it was told to serve and, after an edit, when the supervisor saw that edit
 (both on the machine's monotonic clock). Its first HTTP request is timed from arrival to the end
@@ -15,6 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django_asgiserve.asgi.types import ASGIApp, Receive, Scope, Send
+
+#: Called with the first request's arrival (``time.monotonic``) once its response is over.
+FirstResponseHook = Callable[[float], None]
 
 
 @dataclass(frozen=True)
@@ -54,14 +59,18 @@ def write_line(text: str) -> None:
     sys.stdout.flush()
 
 
-def report_first_response(
-    app: ASGIApp, since: ServingSince, write: Callable[[str], None] = write_line
-) -> ASGIApp:
-    """``app`` that writes :func:`line` once its first HTTP response is over (in each process
-    that serves it: a backend's own forked workers time theirs)."""
+def reporter(since: ServingSince, write: Callable[[str], None] = write_line) -> FirstResponseHook:
+    """What writes :func:`line` for a first response that arrived at a given time, once it is
+    over (in each process that serves: a backend's own forked workers time theirs)."""
+    return lambda arrived: write(line(since, os.getpid(), arrived, time.monotonic()))
+
+
+def after_first_response(app: ASGIApp, hook: FirstResponseHook) -> ASGIApp:
+    """``app`` that calls ``hook`` with its first HTTP request's arrival time once that
+    request's response is over; later requests pass through with one test of a flag."""
     pending = True
 
-    async def timing_app(scope: Scope, receive: Receive, send: Send) -> None:
+    async def first_response_app(scope: Scope, receive: Receive, send: Send) -> None:
         nonlocal pending
         if not pending or scope["type"] != "http":
             await app(scope, receive, send)
@@ -71,6 +80,6 @@ def report_first_response(
         try:
             await app(scope, receive, send)
         finally:
-            write(line(since, os.getpid(), arrived, time.monotonic()))
+            hook(arrived)
 
-    return timing_app
+    return first_response_app

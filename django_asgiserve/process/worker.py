@@ -27,8 +27,9 @@ from django_asgiserve.asgi import error_page, stack
 from django_asgiserve.asgi.error_page import ExcInfo
 from django_asgiserve.asgi.types import ASGIApp
 from django_asgiserve.backends.base import Backend
-from django_asgiserve.insight.first_response import ServingSince
-from django_asgiserve.process import interrupts, recycling, warm_up
+from django_asgiserve.insight import first_response
+from django_asgiserve.insight.first_response import FirstResponseHook, ServingSince
+from django_asgiserve.process import interrupts, recycling, reload_checks, warm_up
 from django_asgiserve.process.protocol import WorkerChannel
 from django_asgiserve.process.worker_commands import WorkerCommands, exit_now
 from django_asgiserve.reload.autoreload import WorkerReloader
@@ -160,8 +161,7 @@ def serve(
 ) -> NoReturn:
     """Serve the sockets with the backend until it is stopped, then leave (``since``: when told
     to serve, for the first response's line at ``-v 2``)."""
-    if config.reload and not config.skip_checks and not loaded.broken:
-        threading.Thread(target=report_checks, daemon=True, name="asgiserve-checks").start()
+    answered = first_response_hook(config, loaded, since)
     generation = config.generation if config.reload else None
     served = recycling.served_count(config)
     try:
@@ -178,7 +178,7 @@ def serve(
             access_log=config.access_log,
             served=served,
             loop_warn_ms=config.loop_warn_ms,
-            first_response=since if timed_first_response(config, loaded) else None,
+            after_first_response=answered,
         )
         recycling.watch_limits(config, served, channel.send)
         if not loaded.broken and config.request_cost:
@@ -202,8 +202,28 @@ def serve(
     exit_now(0)
 
 
-def timed_first_response(config: ServerConfig, loaded: Loaded) -> bool:
-    return config.reload and config.verbosity >= 2 and not loaded.broken
+def first_response_hook(
+    config: ServerConfig, loaded: Loaded, since: ServingSince | None
+) -> FirstResponseHook | None:
+    """What waits for this worker's first response to be over, started: with the reloader, the
+    system checks (see :mod:`reload_checks`), and with ``-v 2`` the first response's line."""
+    if not config.reload or loaded.broken:
+        return None
+    hooks: list[FirstResponseHook] = []
+    if since is not None and config.verbosity >= 2:
+        hooks.append(first_response.reporter(since))
+    if not config.skip_checks:
+        checks = reload_checks.ChecksAfterFirstResponse()
+        checks.start()
+        hooks.append(lambda _arrived: checks.first_response_over())
+    if not hooks:
+        return None
+
+    def answered(arrived: float) -> None:
+        for hook in hooks:
+            hook(arrived)
+
+    return answered
 
 
 def close_in_child(channel: WorkerChannel) -> None:
@@ -245,18 +265,6 @@ def settings_debug() -> bool:
     from django.conf import settings
 
     return bool(settings.DEBUG)
-
-
-def report_checks() -> None:
-    """System checks after a reload, printed when they find something; never blocks serving."""
-    from django.core.management.base import BaseCommand, SystemCheckError
-
-    try:
-        BaseCommand().check(display_num_errors=False)
-    except SystemCheckError as error:
-        sys.stderr.write(f"{error}\n")
-    except Exception:
-        traceback.print_exc()
 
 
 def print_error(error: ExcInfo) -> None:
