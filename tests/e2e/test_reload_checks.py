@@ -1,6 +1,7 @@
 """After a reload the new worker runs the system checks and prints what they find, but only once
 its first response is over: the request that follows an edit (a tab reloading) does not share the
-interpreter with them. Every backend, one and two workers, and with both cores kept busy."""
+interpreter with them. Every backend, one and two workers, the spawn model, and with both cores
+kept busy."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from tests.helpers.edits import set_message
 from tests.helpers.polling import wait_for
+from tests.helpers.process_models import SPAWN
 from tests.helpers.server import Server, wait_body
 from tests.helpers.spinning import busy_cores
 from tests.helpers.timed_checks_project import CheckRun, install, read
@@ -56,3 +58,10 @@ def test_checks_after_a_reload_with_both_cores_busy(start, project):
     with busy_cores():
         server = start("--backend", "uvicorn", env={"ASGISERVE_TEST_TIMES": str(times)})
         check_after_first_response(server, project, times, 1)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_checks_after_a_reload_in_the_spawn_model(start, project, workers):
+    times = install(project)
+    server = start(*SPAWN, "--workers", str(workers), env={"ASGISERVE_TEST_TIMES": str(times)})
+    check_after_first_response(server, project, times, workers)
