@@ -53,6 +53,7 @@ class DaphneBackend(Backend):
     def preload(self) -> None:
         # Everything daphne.server needs, except the module itself: importing it installs a
         # reactor bound to an event loop, which must belong to the worker, not be shared by forks.
+        reactor_before = "twisted.internet.reactor" in sys.modules
         import autobahn.twisted.websocket  # noqa: F401
         import twisted.internet.asyncioreactor
         import twisted.internet.endpoints
@@ -62,7 +63,7 @@ class DaphneBackend(Backend):
             import twisted.internet.ssl
             import twisted.protocols.tls  # noqa: F401
         self.probe_upstreams()  # without importing daphne.server or the reactor
-        assert "twisted.internet.reactor" not in sys.modules
+        assert reactor_before or "twisted.internet.reactor" not in sys.modules
 
     def serve(self, app: ASGIApp, sockets: list[socket.socket]) -> None:
         self.probe_upstreams()

@@ -61,9 +61,12 @@ def run(
     config: ServerConfig, backend: Backend, channel: WorkerChannel, setup_error: ExcInfo | None
 ) -> NoReturn:
     """Serve until told to stop (or until the supervisor disappears); never returns."""
-    inherited = frozenset(sys.modules)
     commands = WorkerCommands(channel, backend, config)
     take_signals(commands, channel)
+    # Forked by a preloader, this costs nothing (its server is imported already); the first
+    # workers, forked by the command, import it here, while the checks run, not once serving.
+    backend.preload()
+    inherited = frozenset(sys.modules)
     loaded = load(config, setup_error)
     warmed = warm(config, loaded)
     reloader = keep_the_reloader_contract(loaded, backend, inherited, config.warm_plan_fd)

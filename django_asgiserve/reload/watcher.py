@@ -44,8 +44,13 @@ EXCLUDED_NAMES = frozenset(
 #: Editor droppings and compiled files: never a reason to reload.
 IGNORED_FILE_PATTERNS = ("*.py[cod]", "*.sw?", "*~", ".#*", "#*#", "4913", "*.tmp")
 MAX_DIRECTORIES = 10_000
-#: Milliseconds without further events before a batch of changes is handed on.
-SETTLE_MS = 20
+#: Milliseconds without further events before a batch of changes is handed on (watchfiles'
+#: ``step``: a batch goes one to two steps after its first event). Every edit waits for it, and
+#: a save is a few syscalls made within microseconds, so a short step costs a split save (two
+#: reloads, the second serving the file as saved) only when the editor is held off the CPU in
+#: mid-save for longer. Each step wakes the watch thread: measured, an idle supervisor uses 0.45%
+#: of a core at 5 ms, 0.15% at 20.
+SETTLE_MS = 5
 
 
 def is_ignored(path: Path, ignore: Iterable[str]) -> bool:

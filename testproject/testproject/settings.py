@@ -122,6 +122,16 @@ if (
 ):
     MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
+# Optional: the traceback of every request that ends in a 500 on the console, with DEBUG off
+# too (Django's default logging prints it only with DEBUG on).
+if os.environ.get("ASGISERVE_DEMO_LOG_ERRORS") == "1":
+    LOGGING = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"console": {"class": "logging.StreamHandler"}},
+        "loggers": {"django.request": {"handlers": ["console"], "level": "ERROR"}},
+    }
+
 # Optional: the Channels layer the /ws/chat/ group consumer broadcasts through.
 CHANNEL_LAYER = os.environ.get("ASGISERVE_DEMO_CHANNEL_LAYER", "")
 if CHANNEL_LAYER == "memory":

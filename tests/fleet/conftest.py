@@ -208,6 +208,7 @@ class Host(Server):
         env = {
             "ASGISERVE_DEMO_HOST": name,
             "ASGISERVE_DEMO_DEBUG": "0",
+            "ASGISERVE_DEMO_LOG_ERRORS": "1",
             "ASGISERVE_DEMO_CHANNEL_LAYER": redis_url,
             "DJANGO_ALLOWED_HOSTS": allowed,
         }

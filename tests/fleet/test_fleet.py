@@ -44,6 +44,23 @@ def failures(outcomes: list[Outcome]) -> list[str]:
     return [f"{o.status} {o.error}" for o in outcomes if o.failed][:5]
 
 
+def errors_in(output: str) -> list[str]:
+    """The lines of a host's output about a failed request (its 5xx log lines, tracebacks and
+    what follows them), wherever they are in it: a tail can miss them."""
+    lines = output.splitlines()
+    found: list[str] = []
+    taken = 0  # lines before this one are in ``found`` already, or not about an error
+    for number, line in enumerate(lines):
+        if number < taken:
+            continue
+        if "Traceback" in line:
+            found.extend(lines[number : number + 25])
+            taken = number + 25
+        elif '" 5' in line or "Error" in line:
+            found.append(line)
+    return found[:200]
+
+
 def wait_in_rotation(load: Load, host: str, after: float) -> None:
     """Until nginx sends load to ``host`` again (after its fail_timeout, if it was marked down)."""
     wait_for(
@@ -166,7 +183,7 @@ def test_a_host_restart_under_posts_on_every_backend(backend_fleet, record):
         log_start = len(fleet.network.nginx_log())
         load.wait_answered(time.monotonic(), 100)
         stopped = time.monotonic()
-        restart(fleet, host)
+        restarted = restart(fleet, host)
         load.wait_answered(time.monotonic(), 100)
     figures = {
         "backend": fleet.backend,
@@ -184,8 +201,9 @@ def test_a_host_restart_under_posts_on_every_backend(backend_fleet, record):
         failures(load.outcomes),
         [round(o.start - stopped, 3) for o in load.outcomes if o.failed][:5],
         fleet.network.nginx_errors(log_start)[:10],
+        {"drained": errors_in(host.output), "restarted": errors_in(restarted.output)},
+        {name: errors_in(other.output) for name, other in fleet.hosts.items() if name != host.name},
         host.output[-3000:],
-        {name: other.output[-2000:] for name, other in fleet.hosts.items() if name != host.name},
     )
 
 
