@@ -5,6 +5,7 @@ later one). The child runs :func:`~django_asgiserve.process.worker.run` and neve
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import sys
@@ -37,6 +38,11 @@ def fork_worker(
     end of the socket pair), serving the error page for ``setup_error`` if Django could not be
     set up; ``close``: what the worker must not hold (the parent's own channels and sockets).
     In this process: the worker's pid."""
+    # What this process holds leaves the collector's care before the fork, as Python's gc docs
+    # advise for servers that fork: a collection in the child then never walks, nor dirties the
+    # memory of, the heap it inherits. A new worker loading the project after a reload collects
+    # while it imports; walking the preloader's heap there cost healthchecks' view edit 15-20 ms.
+    gc.freeze()
     with interrupts.deferred():  # a Ctrl+C now waits until the child ignores it
         pid = os.fork()
     if pid == 0:
