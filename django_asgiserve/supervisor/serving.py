@@ -53,6 +53,7 @@ class Run:
 
 def serve(run: Run) -> Outcome:
     """Serve until stopped; how it ended."""
+    run = replace(run, say=unfailing(run.say), warn=unfailing(run.warn))
     tally = WorkerTally()
     metrics = None
     config = replace(run.config, socket_fds=[s.fileno() for s in run.sockets])
@@ -85,6 +86,19 @@ def serve(run: Run) -> Outcome:
     # Before the event loop: workers forked from here must not inherit its signal handling.
     supervisor.launcher.prepare(size, pool.generation)
     return asyncio.run(running(supervisor, run, metrics))
+
+
+def unfailing(write: Say) -> Say:
+    """``write``, unable to fail. Once the console has gone (its terminal closed, or the process
+    reading a pipe of it ended) what the supervisor says is lost, as runserver's log lines are
+    then, and it serves on: an error raised in a handler is said too, and saying that one would
+    fail again, for ever."""
+
+    def write_or_drop(text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):  # EPIPE, EIO; ValueError: closed
+            write(text)
+
+    return write_or_drop
 
 
 def process_model(

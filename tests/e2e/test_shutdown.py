@@ -16,12 +16,14 @@ import time
 import httpx
 import pytest
 
+from tests.helpers.edits import ORIGINAL, set_message
 from tests.helpers.polling import DEADLINE, wait_for
 from tests.helpers.procfs import parent_pid, socket_inodes, worker_connections
 from tests.helpers.server import (
     EventStream,
     Server,
     killed_worker_reported,
+    wait_body,
     wait_for_nothing_left,
 )
 
@@ -193,3 +195,18 @@ def test_ctrl_c_right_after_start_prints_no_traceback(start):
     wait_for_nothing_left(server)
     assert "Traceback" not in server.output, server.output
     assert "KeyboardInterrupt" not in server.output, server.output
+
+
+def test_the_server_outlives_its_console(start, project, backend):
+    """A terminal closed, or a pipe whose reader ended (``asgiserve | tee log``, tee killed):
+    what the server says is lost, as runserver's log lines are then, and it serves on. It still
+    reloads an edit (which it announces), and SIGTERM still ends it, leaving nothing behind."""
+    server = start("--backend", backend).wait_serving()
+    server.stdout.abandon()
+    server.stderr.abandon()
+
+    set_message(project / "demo" / "views.py", ORIGINAL, "said to no one")
+    wait_body(server, "/sync/", "said to no one")
+    os.kill(server.process.pid, signal.SIGTERM)
+    server.wait_exit()
+    wait_for_nothing_left(server)

@@ -122,6 +122,14 @@ class Output:
     def join(self, timeout: float = 5) -> None:
         self._thread.join(timeout)
 
+    def abandon(self) -> None:
+        """Stop reading and close this end, as a closed terminal or a pipe's reader that ended
+        does: the child's next write to it fails (EPIPE). The reading thread, a daemon, may go
+        on waiting on the closed descriptor."""
+        with self._lock:
+            self._closed = True
+            self._stream.close()
+
 
 def child_environ(env: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a ``manage.py`` child: unbuffered, uncoloured, its own settings."""
