@@ -41,7 +41,7 @@ def fork_worker(
     # What this process holds leaves the collector's care before the fork, as Python's gc docs
     # advise for servers that fork: a collection in the child then never walks, nor dirties the
     # memory of, the heap it inherits. A new worker loading the project after a reload collects
-    # while it imports; walking the preloader's heap there cost healthchecks' view edit 15-20 ms.
+    # while it imports; walking the preloader's heap there cost healthchecks' view edit 5-15 ms.
     gc.freeze()
     with interrupts.deferred():  # a Ctrl+C now waits until the child ignores it
         pid = os.fork()
