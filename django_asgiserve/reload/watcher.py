@@ -45,12 +45,11 @@ EXCLUDED_NAMES = frozenset(
 IGNORED_FILE_PATTERNS = ("*.py[cod]", "*.sw?", "*~", ".#*", "#*#", "4913", "*.tmp")
 MAX_DIRECTORIES = 10_000
 #: Milliseconds without further events before a batch of changes is handed on (watchfiles'
-#: ``step``: a batch goes one to two steps after its first event). Every edit waits for it, and
-#: a save is a few syscalls made within microseconds, so a short step costs a split save (two
-#: reloads, the second serving the file as saved) only when the editor is held off the CPU in
-#: mid-save for longer. Each step wakes the watch thread: measured, an idle supervisor uses 0.45%
-#: of a core at 5 ms, 0.15% at 20.
-SETTLE_MS = 5
+#: ``step``: a batch goes one to two steps after its first event). 5 ms took about 25 ms off
+#: every edit, but a save made of two writes (content, then the modification time) was then
+#: often seen as two edits: with both cores busy, a request was dropped in 4 of 5 runs of the
+#: spawn model's reload test, against 0 of 5 at 20 ms.
+SETTLE_MS = 20
 
 
 def is_ignored(path: Path, ignore: Iterable[str]) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 LAZY_MODULES = 600
 PER_REQUEST = 25
 #: Seconds between two rounds of writes: each round lands in a batch of its own (the watcher
-#: settles for a few milliseconds), so the workers are asked about many batches.
+#: settles for 20 ms), so the workers are asked about many batches.
 WRITE_PACE = 0.03
 
 MODULE = '''"""Lazily imported module number {n}."""
